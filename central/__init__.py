@@ -1,0 +1,1 @@
+"""The central hub: MQTT consumer -> storage -> HTTP API."""

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from central.api.schemas import Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(request: Request, response: Response) -> Health:
+    try:
+        with request.app.state.sessions() as session:
+            session.execute(text("SELECT 1"))
+        db_ok = True
+    except Exception:
+        db_ok = False
+    consumer = request.app.state.consumer
+    mqtt_ok = bool(consumer and consumer.connected.is_set())
+    if not db_ok:
+        response.status_code = 503
+    return Health(status="ok" if db_ok and mqtt_ok else "degraded", database=db_ok, mqtt=mqtt_ok)
+
+
+@router.get(
+    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+)
+def metrics(request: Request) -> Response:
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

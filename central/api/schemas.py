@@ -1,0 +1,67 @@
+"""Response models: the API's contract as it appears in OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class EventOut(BaseModel):
+    id: str
+    kind: str
+    analytic: str
+    label: str | None
+    state: Literal["active", "ended"]
+    site: str
+    edge_id: str
+    camera_id: str
+    start_time: datetime
+    end_time: datetime | None
+    updated_at: datetime
+    received_at: datetime
+    score: float
+    box: list[float] | None
+    zone: str | None
+    lat: float | None
+    lon: float | None
+    messages: int
+    snapshot_url: str | None
+    attributes: dict[str, str | int | float | bool | None]
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class CameraOut(BaseModel):
+    site: str
+    edge_id: str
+    camera_id: str
+    state: Literal["online", "offline", "degraded"]
+    reported_state: str
+    fps: float
+    last_frame_time: datetime | None
+    reconnects: int
+    error: str | None
+    lat: float | None
+    lon: float | None
+    updated_at: datetime
+
+
+class EdgeOut(BaseModel):
+    site: str
+    edge_id: str
+    state: Literal["online", "offline"]
+    updated_at: datetime
+    cameras: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: bool
+    mqtt: bool

@@ -1,0 +1,29 @@
+"""The hub's Prometheus metrics (one registry per app, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.received = Counter(
+            "edgewatch_hub_messages_received", "MQTT messages received", ["kind"], registry=r
+        )
+        self.rejected = Counter(
+            "edgewatch_hub_messages_rejected",
+            "Messages rejected (malformed, wrong schema, too large, unknown)",
+            ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "edgewatch_hub_duplicate_messages",
+            "Event messages already applied (replays, duplicates)",
+            registry=r,
+        )
+        self.stored = Counter(
+            "edgewatch_hub_messages_stored", "Messages applied to storage", ["kind"], registry=r
+        )
+        self.db_errors = Counter("edgewatch_hub_storage_errors", "Storage errors", registry=r)
+        self.mqtt_connected = Gauge("edgewatch_hub_mqtt_connected", "1 when connected", registry=r)

@@ -1,0 +1,1 @@
+"""The edge worker: ingest -> inference -> analytics -> events -> transport."""

@@ -1,0 +1,1 @@
+"""Rules fed detections and time; no video needed to test them."""

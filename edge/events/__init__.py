@@ -1,0 +1,1 @@
+"""Event messages and their evidence (snapshots)."""

@@ -1,0 +1,1 @@
+"""Detectors on onnxruntime and the model registry."""

@@ -1,0 +1,1 @@
+"""Reading camera streams (PyAV)."""

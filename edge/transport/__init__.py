@@ -1,0 +1,1 @@
+"""MQTT publishing with an on-disk store-and-forward spool."""

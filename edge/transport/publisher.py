@@ -1,0 +1,220 @@
+"""Publishing from the spool to MQTT with QoS 1, in order, deleting only on PUBACK.
+
+A pump thread hands spooled messages to paho in sequence order, at most ``window``
+unacknowledged at a time. paho keeps those in its own session and sends them again,
+in order, after a reconnect; messages not yet handed over stay on disk. On PUBACK the
+row is deleted. After a restart every row still on disk is sent again (the hub
+deduplicates by event id, so at-least-once delivery never double-counts).
+
+The edge status topic is retained ``online`` on connect, with an LWT ``offline``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+
+from edge.transport.spool import Message, Row, Spool
+from edgewatch.mqtt import MqttSettings, connect_properties, make_client
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        spool: Spool,
+        status_topic: str,
+        window: int = 100,
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.status_topic = status_topic
+        self.window = window
+        self.on_state = on_state
+        self.published = 0  # PUBACKs received
+        self.connects = 0
+        self._cond = threading.Condition()
+        self._connected = False
+        self._stopping = False
+        self._handed_seq = 0  # highest spool seq handed to paho in this process
+        # paho mid -> spool seq. Guarded by its own lock, which is never held while
+        # calling into paho (paho calls on_publish holding its own message mutex).
+        self._map_lock = threading.Lock()
+        self._inflight: dict[int, int] = {}
+        self._early_acks: set[int] = set()  # PUBACKs that beat the mid's registration
+        self._own_mids: set[int] = set()  # status publishes made by this class
+        # After a reconnect paho re-sends what was in flight, but only after on_connect
+        # returns; new messages wait until those are acknowledged, to keep the order.
+        self._resync = False
+        self._client = make_client(settings, client_id, clean_session=True)
+        self._client.max_inflight_messages_set(window)
+        self._client.max_queued_messages_set(0)
+        self._client.will_set(status_topic, b"offline", qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._pump_thread = threading.Thread(target=self._pump, name="mqtt-pump", daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._client.connect_async(
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive_s,
+            **connect_properties(self.settings, clean_session=True),  # type: ignore[arg-type]
+        )
+        self._client.loop_start()
+        self._pump_thread.start()
+        log.info(
+            "publisher started",
+            extra={
+                "broker": f"{self.settings.host}:{self.settings.port}",
+                "spooled": len(self.spool),
+            },
+        )
+
+    def stop(self, drain_timeout_s: float = 5.0) -> None:
+        """Publish ``offline``, give in-flight messages a moment, and disconnect."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._connected or not self._pending(), drain_timeout_s)
+            self._stopping = True
+            self._cond.notify_all()
+        if self._connected:
+            info = self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=2)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._pump_thread.join(timeout=5)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def _pending(self) -> bool:
+        return self._inflight_count() > 0 or len(self.spool) > 0
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def send(self, *messages: Message) -> None:
+        """Spool messages (atomically, in order) and wake the pump."""
+        self.spool.put(*messages)
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- paho callbacks (network thread) ---------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log.warning("broker refused connection", extra={"reason": str(reason_code)})
+            return
+        self.connects += 1
+        info = client.publish(self.status_topic, b"online", qos=1, retain=True)
+        with self._map_lock:
+            self._own_mids.add(info.mid)
+        with self._cond:
+            self._connected = True
+            self._cond.notify_all()
+        log.info(
+            "connected to broker", extra={"connects": self.connects, "spooled": len(self.spool)}
+        )
+        if self.on_state:
+            self.on_state(True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        with self._map_lock:
+            self._resync = bool(self._inflight)
+        with self._cond:
+            was = self._connected
+            self._connected = False
+            self._cond.notify_all()
+        if was:
+            log.warning(
+                "disconnected from broker; spooling to disk",
+                extra={"reason": str(reason_code), "spooled": len(self.spool)},
+            )
+            if self.on_state:
+                self.on_state(False)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        with self._map_lock:
+            seq = self._inflight.pop(mid, None)
+            if seq is None and mid not in self._own_mids:
+                self._early_acks.add(mid)
+            self._own_mids.discard(mid)
+            if not self._inflight:
+                self._resync = False
+        if seq is not None:
+            self.spool.ack(seq)
+            self.published += 1
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- pump ------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._stopping or (self._connected and self._room() > 0),
+                    timeout=1.0,
+                )
+                if self._stopping:
+                    return
+                if not self._connected or self._room() <= 0:
+                    continue
+            room = self._room()
+            rows = self.spool.after(self._handed_seq, room) if room > 0 else []
+            if not rows:
+                with self._cond:
+                    self._cond.wait(timeout=0.5)
+                continue
+            for row in rows:
+                self._hand_over(row)
+
+    def _room(self) -> int:
+        """How many more messages may be handed to paho now (0 while re-syncing)."""
+        with self._map_lock:
+            n = len(self._inflight)
+            if self._resync and n:
+                return 0
+            self._resync = False
+            return self.window - n
+
+    def _inflight_count(self) -> int:
+        with self._map_lock:
+            return len(self._inflight)
+
+    def _hand_over(self, row: Row) -> None:
+        try:
+            info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+        except ValueError as exc:  # oversized payload or bad topic: never deliverable
+            log.error(
+                "message cannot be published; dropped",
+                extra={"topic": row.topic, "error": str(exc)},
+            )
+            self.spool.ack(row.seq)
+            self._handed_seq = row.seq
+            return
+        with self._map_lock:
+            acked = info.mid in self._early_acks
+            if acked:
+                self._early_acks.discard(info.mid)
+            else:
+                self._inflight[info.mid] = row.seq
+            if info.rc == mqtt.MQTT_ERR_NO_CONN:
+                self._resync = True  # queued inside paho: it goes first after reconnect
+        self._handed_seq = row.seq
+        if acked:
+            self.spool.ack(row.seq)
+            self.published += 1

@@ -1,0 +1,5 @@
+import sys
+
+from edgewatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,273 @@
+"""The ``edgewatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from edgewatch.configfile import ConfigError, load_config
+from edgewatch.logs import setup_logging
+
+EXIT_CONFIG = 2
+
+
+def _die(lines: list[str], code: int = EXIT_CONFIG) -> int:
+    for line in lines:
+        print(line, file=sys.stderr)
+    return code
+
+
+def _stop_event() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+# -- edge ------------------------------------------------------------------------------------
+
+
+def cmd_edge_run(args: argparse.Namespace) -> int:
+    from edge.config import EdgeConfig
+    from edge.inference.registry import ModelError
+
+    try:
+        cfg = load_config(args.config, EdgeConfig)
+    except ConfigError as exc:
+        return _die(exc.lines())
+    setup_logging(cfg.log_level)
+    from edge.worker import EdgeWorker
+
+    try:
+        worker = EdgeWorker(cfg)
+    except (ModelError, ValueError) as exc:
+        return _die([f"{args.config}: {exc}"])
+    worker.run_until(_stop_event())
+    return 0
+
+
+# -- hub -------------------------------------------------------------------------------------
+
+
+def cmd_hub_run(args: argparse.Namespace) -> int:
+    from central.config import HubConfig
+
+    try:
+        cfg = load_config(args.config, HubConfig)
+    except ConfigError as exc:
+        return _die(exc.lines())
+    setup_logging(cfg.log_level)
+    import uvicorn
+
+    from central.app import create_app
+
+    app = create_app(cfg)
+    uvicorn.run(
+        app,
+        host=args.host or cfg.http.host,
+        port=args.port or cfg.http.port,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+# -- broker ----------------------------------------------------------------------------------
+
+
+def cmd_broker_run(args: argparse.Namespace) -> int:
+    from edgewatch.broker import run_broker
+
+    setup_logging("INFO")
+    return run_broker(args.host, args.port)
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    import yaml
+
+    from central.config import HubConfig
+    from edge.config import EdgeConfig
+
+    kind = args.kind
+    if kind == "auto":
+        try:
+            doc = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            doc = None
+        kind = "hub" if isinstance(doc, dict) and "database_url" in doc else "edge"
+    model = HubConfig if kind == "hub" else EdgeConfig
+    try:
+        cfg = load_config(args.file, model)
+    except ConfigError as exc:
+        return _die(exc.lines())
+    if kind == "edge":
+        from edge.inference.registry import ModelError, Registry
+
+        try:
+            registry = Registry(cfg.models.dir, cfg.models.manifest)
+            problems = []
+            for i, cam in enumerate(cfg.cameras):
+                for j, a in enumerate(cam.analytics):
+                    try:
+                        spec = registry.spec(a.model)
+                    except ModelError as exc:
+                        problems.append(f"cameras.{i}.analytics.{j}.model: {exc}")
+                        continue
+                    unknown = [c for c in a.classes if c not in spec.classes]
+                    if unknown:
+                        problems.append(
+                            f"cameras.{i}.analytics.{j}.classes: {unknown} not in model {a.model!r}"
+                        )
+        except ModelError as exc:
+            problems = [f"models.manifest: {exc}"]
+        if problems:
+            return _die([f"{args.file}: {p}" for p in problems])
+    print(f"{args.file}: ok ({kind} config)")
+    return 0
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from edge.inference.registry import Registry
+
+    return Registry(Path(args.dir), Path(args.manifest) if args.manifest else None)
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    for model_id, spec in sorted(reg.specs.items()):
+        print(
+            f"{model_id:20} {reg.status(model_id):13} {spec.format:6} {len(spec.classes):3} "
+            f"classes  {spec.licence:12} {reg.model_dir / spec.file}"
+        )
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from edge.inference.registry import ModelError, default_mirror
+
+    reg = _registry(args)
+    mirror = Path(args.mirror) if args.mirror else default_mirror()
+    ids = args.ids or sorted(reg.specs)
+    failed = 0
+    for model_id in ids:
+        try:
+            path = reg.pull(model_id, mirror=mirror)
+            print(f"{model_id}: ok {path}")
+        except ModelError as exc:
+            print(f"{model_id}: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    bad = 0
+    for model_id in args.ids or sorted(reg.specs):
+        status = reg.status(model_id)
+        print(f"{model_id}: {status}")
+        bad += status != "ok"
+    return 1 if bad else 0
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edgewatch.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from edgewatch.contract import json_schemas
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+        print(out / f"{name}.schema.json")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgewatch", description="Edge AI camera monitoring.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    edge = sub.add_parser("edge", help="the edge worker").add_subparsers(dest="sub", required=True)
+    e_run = edge.add_parser("run", help="run one edge worker")
+    e_run.add_argument("-c", "--config", required=True, help="edge config YAML")
+    e_run.set_defaults(func=cmd_edge_run)
+
+    hub = sub.add_parser("hub", help="the central hub").add_subparsers(dest="sub", required=True)
+    h_run = hub.add_parser("run", help="run the hub (MQTT consumer + HTTP API)")
+    h_run.add_argument("-c", "--config", required=True, help="hub config YAML")
+    h_run.add_argument("--host", help="override http.host")
+    h_run.add_argument("--port", type=int, help="override http.port")
+    h_run.set_defaults(func=cmd_hub_run)
+
+    broker = sub.add_parser("broker", help="embedded MQTT broker").add_subparsers(
+        dest="sub", required=True
+    )
+    b_run = broker.add_parser("run", help="run an embedded MQTT broker (amqtt)")
+    b_run.add_argument("--port", type=int, default=1883)
+    b_run.add_argument("--host", default="127.0.0.1")
+    b_run.set_defaults(func=cmd_broker_run)
+
+    demo = sub.add_parser("demo", help="broker + hub + RTSP camera + edge worker, on one machine")
+    demo.add_argument("--assets", default=os.environ.get("EDGEWATCH_ASSETS", "../shared/assets"))
+    demo.add_argument("--workdir", default=".edgewatch-demo")
+    demo.add_argument("--http-port", type=int, default=8000)
+    demo.add_argument("--mqtt-port", type=int, default=1883)
+    demo.add_argument("--no-rtsp", action="store_true", help="read the file instead of RTSP")
+    demo.set_defaults(func=cmd_demo)
+
+    config = sub.add_parser("config", help="configs").add_subparsers(dest="sub", required=True)
+    c_check = config.add_parser("check", help="validate a config; exit 2 on errors")
+    c_check.add_argument("file")
+    c_check.add_argument("--kind", choices=("auto", "edge", "hub"), default="auto")
+    c_check.set_defaults(func=cmd_config_check)
+
+    models = sub.add_parser("models", help="the model registry").add_subparsers(
+        dest="sub", required=True
+    )
+    for name, func, helptext in (
+        ("list", cmd_models_list, "list models in the manifest and their state"),
+        ("pull", cmd_models_pull, "copy (from --mirror) or download models, check sha256"),
+        ("verify", cmd_models_verify, "check the sha256 of models on disk"),
+    ):
+        m = models.add_parser(name, help=helptext)
+        if name != "list":
+            m.add_argument("ids", nargs="*", help="model ids (default: all)")
+        m.add_argument("--dir", default=os.environ.get("EDGEWATCH_MODEL_DIR", "var/models"))
+        m.add_argument("--manifest", help="default: the project's models/manifest.yaml")
+        if name == "pull":
+            m.add_argument(
+                "--mirror",
+                help="local folder holding the model files (default: $EDGEWATCH_MODEL_MIRROR)",
+            )
+        m.set_defaults(func=func)
+
+    schemas = sub.add_parser("schemas", help="write the MQTT payload JSON Schemas")
+    schemas.add_argument("--out", default="docs/schemas")
+    schemas.set_defaults(func=cmd_schemas)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The MQTT contract between edge workers and the hub: topics and payloads.
+
+``docs/mqtt.md`` describes it for people; ``docs/schemas/*.json`` are generated
+from these models (``edgewatch schemas``) and a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+ROOT = "edgewatch/v1"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
+
+EventType = Literal["new", "update", "end"]
+CameraState = Literal["online", "offline", "degraded"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Payload(BaseModel):
+    # Unknown fields are refused so that a typo or a foreign producer is noticed.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(_Payload):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class SnapshotRef(_Payload):
+    topic: str = Field(description="MQTT topic the JPEG was published on (binary payload)")
+    content_type: Literal["image/jpeg"] = "image/jpeg"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=1)
+
+
+class EventMessage(_Payload):
+    """One step of an event's life: ``new``, then ``update``s, then ``end``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: UUID = Field(description="stable for the whole life of the event")
+    type: EventType
+    seq: int = Field(ge=0, description="0 for new, +1 for each later message of this event")
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="what happened, e.g. object")
+    analytic: str = Field(pattern=ID_PATTERN, description="name of the analytic that raised it")
+    label: str | None = Field(None, max_length=64, description="detected class, e.g. car")
+    site: str = Field(pattern=ID_PATTERN)
+    edge_id: str = Field(pattern=ID_PATTERN)
+    camera_id: str = Field(pattern=ID_PATTERN)
+    start_time: AwareDatetime
+    end_time: AwareDatetime | None = None
+    frame_time: AwareDatetime = Field(description="capture time of the frame described")
+    score: float = Field(ge=0, le=1, description="top score so far")
+    box: tuple[float, float, float, float] | None = Field(
+        None, description="x1, y1, x2, y2 of the top-score box, as fractions of width and height"
+    )
+    zone: str | None = Field(None, max_length=64)
+    location: Location | None = None
+    snapshot: SnapshotRef | None = None
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class CameraStatus(_Payload):
+    """Retained on ``.../cameras/{camera_id}/status``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    camera_id: str = Field(pattern=ID_PATTERN)
+    state: CameraState
+    fps: float = Field(ge=0, description="decoded frames per second over the last interval")
+    last_frame_time: AwareDatetime | None = None
+    reconnects: int = Field(ge=0)
+    error: str | None = Field(None, max_length=500, description="last error, credentials removed")
+    location: Location | None = None
+    updated_at: AwareDatetime
+
+
+# -- topics ------------------------------------------------------------------------------
+
+
+def edge_status_topic(site: str, edge_id: str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/status"
+
+
+def camera_status_topic(site: str, edge_id: str, camera_id: str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/cameras/{camera_id}/status"
+
+
+def events_topic(site: str, edge_id: str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/events"
+
+
+def snapshot_topic(site: str, edge_id: str, event_id: UUID | str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/events/{event_id}/snapshot"
+
+
+SUBSCRIPTION = f"{ROOT}/#"
+
+
+@dataclass(frozen=True)
+class Topic:
+    kind: Literal["edge_status", "camera_status", "event", "snapshot"]
+    site: str
+    edge_id: str
+    camera_id: str | None = None
+    event_id: UUID | None = None
+
+
+def parse_topic(topic: str) -> Topic | None:
+    """The meaning of ``topic``, or None when it is not part of the contract."""
+    root = ROOT + "/"
+    if not topic.startswith(root):
+        return None
+    parts = topic[len(root) :].split("/")
+    if len(parts) < 3 or not (_ID.match(parts[0]) and _ID.match(parts[1])):
+        return None
+    site, edge_id, rest = parts[0], parts[1], parts[2:]
+    if rest == ["status"]:
+        return Topic("edge_status", site, edge_id)
+    if rest == ["events"]:
+        return Topic("event", site, edge_id)
+    if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status" and _ID.match(rest[1]):
+        return Topic("camera_status", site, edge_id, camera_id=rest[1])
+    if len(rest) == 3 and rest[0] == "events" and rest[2] == "snapshot":
+        try:
+            return Topic("snapshot", site, edge_id, event_id=UUID(rest[1]))
+        except ValueError:
+            return None
+    return None
+
+
+def json_schemas() -> dict[str, dict]:
+    """JSON Schema per JSON payload of the contract, keyed by file stem."""
+    return {
+        "event": EventMessage.model_json_schema(),
+        "camera_status": CameraStatus.model_json_schema(),
+    }

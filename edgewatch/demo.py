@@ -1,0 +1,161 @@
+"""``edgewatch demo``: the whole pipeline on one machine, nothing installed by hand.
+
+Starts the embedded broker (port 1883, or a free port when another broker holds it),
+the hub on 127.0.0.1:8000 (SQLite), an RTSP server serving a demo video (or, where
+GStreamer's RTSP server cannot run, the file read at real-time pace) and an edge worker
+on it. Runs until Ctrl-C or SIGTERM, then stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import yaml
+
+from edgewatch import procs
+from edgewatch.broker import free_port, port_free
+
+DEMO_VIDEO = "video/highway_cctv_320x240.avi"
+
+
+def _say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    assets = Path(args.assets).resolve()
+    work = Path(args.workdir).resolve()
+    logs = work / "logs"
+    video_src = assets / DEMO_VIDEO
+    if not video_src.is_file():
+        print(
+            f"demo: {video_src} not found; pass --assets DIR or set EDGEWATCH_ASSETS "
+            "(the folder holding video/ and models/)",
+            file=sys.stderr,
+        )
+        return 2
+
+    from edge.inference.registry import ModelError, Registry
+    from edge.ingest.media import make_test_video
+
+    registry = Registry(work / "models")
+    try:
+        registry.pull("yolox_nano", mirror=assets / "models")
+    except ModelError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    _say("preparing the demo video (H.264, once)")
+    video = make_test_video(video_src, work / "highway_h264.mp4", loops=8)
+
+    mqtt_port = args.mqtt_port if port_free(args.mqtt_port) else free_port()
+    if mqtt_port != args.mqtt_port:
+        _say(f"port {args.mqtt_port} is taken (a system broker?); embedded broker on {mqtt_port}")
+    if not port_free(args.http_port):
+        print(f"demo: port {args.http_port} is taken; pass --http-port", file=sys.stderr)
+        return 2
+
+    children: list[tuple[str, object]] = []
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def shutdown(code: int) -> int:
+        _say("stopping")
+        for name, proc in reversed(children):
+            procs.stop(proc)  # type: ignore[arg-type]
+            _say(f"{name} stopped")
+        return code
+
+    try:
+        broker = procs.spawn(
+            procs.edgewatch_cmd("broker", "run", "--port", str(mqtt_port)), logs / "broker.log"
+        )
+        children.append(("broker", broker))
+        if not procs.wait_port(mqtt_port):
+            _say(f"broker did not start; see {logs / 'broker.log'}")
+            return shutdown(1)
+
+        hub_cfg = {
+            "database_url": f"sqlite:///{work / 'hub.sqlite3'}",
+            "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}"},
+            "mqtt_client_id": "edgewatch-demo-hub",
+            "http": {"host": "127.0.0.1", "port": args.http_port},
+        }
+        (work / "hub.yaml").write_text(yaml.safe_dump(hub_cfg))
+        hub = procs.spawn(
+            procs.edgewatch_cmd("hub", "run", "-c", str(work / "hub.yaml")), logs / "hub.log"
+        )
+        children.append(("hub", hub))
+
+        missing = None if args.no_rtsp else procs.rtsp_server_available()
+        camera: dict[str, object]
+        if args.no_rtsp or missing:
+            if missing:
+                _say(f"no RTSP server here ({missing}); reading the file at real-time pace")
+            camera = {"url": str(video), "realtime": True, "loop": True}
+        else:
+            rtsp_port = 8554 if port_free(8554) else free_port()
+            rtsp = procs.start_rtsp_server(rtsp_port, {"highway": video}, logs / "rtsp.log")
+            children.append(("rtsp server", rtsp))
+            if not procs.wait_port(rtsp_port):
+                _say(f"RTSP server did not start; see {logs / 'rtsp.log'}")
+                return shutdown(1)
+            camera = {"url": f"rtsp://127.0.0.1:{rtsp_port}/highway"}
+            _say(f"camera:  rtsp://127.0.0.1:{rtsp_port}/highway")
+
+        edge_cfg = {
+            "edge_id": "demo-edge",
+            "site": "hue",
+            "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}"},
+            "spool_dir": str(work / "spool"),
+            "models": {"dir": str(work / "models")},
+            "cameras": [
+                {
+                    "id": "highway-1",
+                    **camera,
+                    "location": {"lat": 16.4637, "lon": 107.5560},
+                    "analytics": [
+                        {
+                            "type": "objects",
+                            "name": "vehicles",
+                            "model": "yolox_nano",
+                            "classes": ["car", "bus", "truck"],
+                            "min_score": 0.5,
+                            "zone_name": "road",
+                            "fps": 2,
+                            "min_consecutive": 2,
+                            "max_missing": 3,
+                        }
+                    ],
+                }
+            ],
+        }
+        (work / "edge.yaml").write_text(yaml.safe_dump(edge_cfg, sort_keys=False))
+        if not procs.wait_port(args.http_port, timeout=60):
+            _say(f"hub did not start; see {logs / 'hub.log'}")
+            return shutdown(1)
+        edge = procs.spawn(
+            procs.edgewatch_cmd("edge", "run", "-c", str(work / "edge.yaml")), logs / "edge.log"
+        )
+        children.append(("edge worker", edge))
+
+        base = f"http://127.0.0.1:{args.http_port}"
+        _say(f"broker:  mqtt://127.0.0.1:{mqtt_port}")
+        _say(f"events:  {base}/api/v1/events")
+        _say(f"cameras: {base}/api/v1/cameras")
+        _say(f"API doc: {base}/docs")
+        _say(f"logs:    {logs}/")
+        _say("running; Ctrl-C to stop")
+        while not stop.wait(1.0):
+            for name, proc in children:
+                if proc.poll() is not None:  # type: ignore[attr-defined]
+                    _say(f"{name} exited ({proc.returncode}); see {logs}/")  # type: ignore[attr-defined]
+                    return shutdown(1)
+        return shutdown(0)
+    except BaseException:
+        shutdown(1)
+        raise

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set-up shared by the demo and the tests: system packages (when root and missing) and a
+# virtualenv in .venv with edgewatch installed in editable mode. Idempotent.
+#   EXTRAS=dev,postgres bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SYSTEM_PACKAGES=(mosquitto gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+missing=()
+for p in "${SYSTEM_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing system packages (install them as root): ${missing[*]}" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
+.venv/bin/python -m pip install -q -e ".[${EXTRAS:-postgres}]"

@@ -1,0 +1,168 @@
+"""Real parts for the tests: mosquitto, GStreamer RTSP server, hub and edge processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgewatch import procs
+from edgewatch.broker import free_port
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}; last={last!r}")
+
+
+class Mosquitto:
+    """A private mosquitto on a free port, with persistence, that tests can stop and start."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise RuntimeError("mosquitto binary not found: apt-get install mosquitto")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.conf = workdir / "mosquitto.conf"
+        (workdir / "data").mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir / 'data'}/\n"
+            "autosave_interval 1\n"
+            "max_queued_messages 100000\n"
+            "max_inflight_messages 100\n"
+            f"log_dest file {workdir / 'mosquitto.log'}\n"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if not procs.wait_port(self.port, timeout=10):
+            raise RuntimeError(f"mosquitto did not start on {self.port}")
+
+    def stop(self) -> None:
+        procs.stop(self.proc)
+        self.proc = None
+
+
+class RtspServer:
+    def __init__(self, workdir: Path, mounts: dict[str, Path]) -> None:
+        missing = procs.rtsp_server_available()
+        if missing:
+            raise RuntimeError(missing)
+        self.workdir = workdir
+        self.mounts = mounts
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, mount: str, userinfo: str = "") -> str:
+        at = f"{userinfo}@" if userinfo else ""
+        return f"rtsp://{at}127.0.0.1:{self.port}/{mount}"
+
+    def start(self) -> None:
+        self.proc = procs.start_rtsp_server(self.port, self.mounts, self.workdir / "rtsp.log")
+        if not procs.wait_port(self.port, timeout=15):
+            raise RuntimeError(f"RTSP server did not start; see {self.workdir / 'rtsp.log'}")
+
+    def stop(self) -> None:
+        procs.stop(self.proc)
+        self.proc = None
+
+
+class Process:
+    """An ``edgewatch`` subcommand run as a child process, with its log kept."""
+
+    def __init__(self, workdir: Path, name: str, args: list[str], config: dict) -> None:
+        self.workdir = workdir
+        self.name = name
+        self.config_path = workdir / f"{name}.yaml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.args = args + ["-c", str(self.config_path)]
+        self.log = workdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = procs.spawn(procs.edgewatch_cmd(*self.args), self.log)
+
+    def stop(self) -> int | None:
+        code = procs.stop(self.proc, timeout=15)
+        self.proc = None
+        return code
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class Hub(Process):
+    def __init__(self, workdir: Path, db_url: str, mqtt_url: str, client_id: str) -> None:
+        self.port = free_port()
+        super().__init__(
+            workdir,
+            "hub",
+            ["hub", "run"],
+            {
+                "database_url": db_url,
+                "mqtt": {"url": mqtt_url},
+                "mqtt_client_id": client_id,
+                "http": {"host": "127.0.0.1", "port": self.port},
+            },
+        )
+
+    def start(self) -> None:
+        super().start()
+        if not procs.wait_port(self.port, timeout=30):
+            raise RuntimeError(f"hub did not start:\n{self.log_text()[-3000:]}")
+        wait_for(lambda: self.get("/healthz")["mqtt"], 15, what="hub connected to broker")
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+            body = r.read()
+            return json.loads(body) if r.headers.get_content_type() == "application/json" else body
+
+    def all_events(self, **params: str) -> list[dict]:
+        items: list[dict] = []
+        offset = 0
+        while True:
+            query = "&".join(
+                f"{k}={v}" for k, v in {**params, "limit": "500", "offset": str(offset)}.items()
+            )
+            page = self.get(f"/api/v1/events?{query}")
+            items += page["items"]
+            offset += len(page["items"])
+            if offset >= page["total"] or not page["items"]:
+                return items
+
+    def metric(self, name: str, labels: str = "") -> float:
+        text = self.get("/metrics").decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and not line.startswith("#") and labels in line:
+                metric_name = line.split("{")[0].split(" ")[0]
+                if metric_name in (name, name + "_total"):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
