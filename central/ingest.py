@@ -227,6 +227,7 @@ class MqttConsumer:
         self.ingestor = ingestor
         self.metrics = metrics
         self.connected = threading.Event()
+        self._ever_connected = False
         self._client = make_client(cfg.mqtt, cfg.mqtt_client_id, clean_session=False)
         self._client.manual_ack_set(True)
         self._client.on_connect = self._on_connect
@@ -251,6 +252,15 @@ class MqttConsumer:
             log.warning("broker refused the hub", extra={"reason": str(reason_code)})
             return
         client.subscribe(contract.SUBSCRIPTION, qos=1)
+        if self._ever_connected and not flags.session_present:
+            # The broker forgot our persistent session (restarted without persistence, or
+            # the session expired): whatever it queued for us while we were away is gone.
+            self.metrics.sessions_lost.inc()
+            log.error(
+                "broker lost the hub's session; messages queued while disconnected are lost",
+                extra={"hint": "enable broker persistence (mosquitto: persistence true)"},
+            )
+        self._ever_connected = True
         self.connected.set()
         self.metrics.mqtt_connected.set(1)
         log.info("hub connected to broker", extra={"session_present": flags.session_present})

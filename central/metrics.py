@@ -26,4 +26,9 @@ class HubMetrics:
             "edgewatch_hub_messages_stored", "Messages applied to storage", ["kind"], registry=r
         )
         self.db_errors = Counter("edgewatch_hub_storage_errors", "Storage errors", registry=r)
+        self.sessions_lost = Counter(
+            "edgewatch_hub_mqtt_sessions_lost",
+            "Reconnects on which the broker no longer had the hub's persistent session",
+            registry=r,
+        )
         self.mqtt_connected = Gauge("edgewatch_hub_mqtt_connected", "1 when connected", registry=r)

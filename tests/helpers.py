@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import subprocess
@@ -31,7 +32,7 @@ def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.2, wha
 class Mosquitto:
     """A private mosquitto on a free port, with persistence, that tests can stop and start."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, persistence: bool = True) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto binary not found: apt-get install mosquitto")
@@ -43,7 +44,10 @@ class Mosquitto:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
-            "persistence true\n"
+            # mosquitto started as root drops to user "mosquitto", which cannot write into
+            # pytest's private temp dirs: persistence and the log would fail silently.
+            f"user {getpass.getuser()}\n"
+            f"persistence {str(persistence).lower()}\n"
             f"persistence_location {workdir / 'data'}/\n"
             "autosave_interval 1\n"
             "max_queued_messages 100000\n"
@@ -64,6 +68,8 @@ class Mosquitto:
         )
         if not procs.wait_port(self.port, timeout=10):
             raise RuntimeError(f"mosquitto did not start on {self.port}")
+        if not (self.workdir / "mosquitto.log").exists():
+            raise RuntimeError("mosquitto cannot write its log; persistence would be lost too")
 
     def stop(self) -> None:
         procs.stop(self.proc)

@@ -214,20 +214,33 @@ class Emitter:
             self.sent.append(str(eid))
 
 
-def check_exactly_once_in_order(hub: Hub, sent: list[str]) -> dict:
-    got = wait_for(
-        lambda: (
-            lambda ev: (
-                ev
-                if len(ev) >= len(sent)
-                and all(e["state"] == "ended" and e["snapshot_url"] for e in ev)
-                else None
+def check_exactly_once_in_order(hub: Hub, sent: list[str], em: Emitter | None = None) -> dict:
+    state: dict = {}
+
+    def complete() -> list[dict] | None:
+        ev = hub.all_events(camera="cam", order="asc", sort="received_at")
+        ids = {e["id"] for e in ev}
+        state.update(
+            at_hub=len(ev),
+            missing=len([i for i in sent if i not in ids]),
+            not_ended=len([e for e in ev if e["state"] != "ended"]),
+            no_snapshot=len([e for e in ev if not e["snapshot_url"]]),
+        )
+        if em is not None:
+            state.update(
+                spooled=len(em.spool),
+                edge_connected=em.publisher.connected,
+                edge_inflight=em.publisher._inflight_count(),
+                edge_acked=em.publisher.published,
             )
-        )(hub.all_events(camera="cam", order="asc", sort="received_at")),
-        90,
-        interval=1.0,
-        what=f"{len(sent)} ended events at the hub",
-    )
+        ok = len(ev) >= len(sent) and not state["not_ended"] and not state["no_snapshot"]
+        return ev if ok else None
+
+    try:
+        got = wait_for(complete, 90, interval=1.0, what=f"{len(sent)} ended events at the hub")
+    except AssertionError as exc:
+        tail = hub.log_text()[-3000:]
+        raise AssertionError(f"{exc}; state={state}; hub log tail: {tail}") from None
     ids = [e["id"] for e in got]
     assert len(ids) == len(set(ids)) == len(sent), "every event exactly once"
     assert ids == sent, "in the order they were sent"
@@ -258,12 +271,30 @@ def test_broker_outage_loses_nothing(tmp_path: Path, broker: Mosquitto, uid: str
         assert during >= 200 and spooled >= 2 * during
         broker.start()
         em.emit(20)
-        stats = check_exactly_once_in_order(hub, em.sent)
+        stats = check_exactly_once_in_order(hub, em.sent, em)
         stats.update(emitted_during_outage=during, spooled_at_restart=spooled, outage_s=20)
+        assert hub.metric("edgewatch_hub_mqtt_sessions_lost") == 0
         record("broker_outage", stats)
         wait_for(lambda: len(em.spool) == 0, 30, what="spool drained")
     finally:
         em.publisher.stop()
+
+
+def test_hub_reports_a_broker_that_forgot_its_session(tmp_path: Path, uid: str) -> None:
+    """A broker restarted without persistence loses queued messages: the hub must say so."""
+    volatile = Mosquitto(tmp_path / "volatile", persistence=False)
+    volatile.start()
+    h = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", volatile.url, f"hub-{uid}")
+    h.start()
+    try:
+        wait_for(lambda: h.metric("edgewatch_hub_mqtt_connected") == 1, 15, what="hub online")
+        volatile.stop()
+        volatile.start()
+        wait_for(lambda: h.metric("edgewatch_hub_mqtt_sessions_lost") == 1, 30, what="session lost")
+        assert "broker lost the hub's session" in h.log_text()
+    finally:
+        h.stop()
+        volatile.stop()
 
 
 def test_hub_outage_loses_nothing(tmp_path: Path, broker: Mosquitto, uid: str, hub: Hub) -> None:
@@ -277,7 +308,7 @@ def test_hub_outage_loses_nothing(tmp_path: Path, broker: Mosquitto, uid: str, h
         wait_for(lambda: len(em.spool) == 0, 30, what="broker took everything")
         hub.start()
         em.emit(10)
-        stats = check_exactly_once_in_order(hub, em.sent)
+        stats = check_exactly_once_in_order(hub, em.sent, em)
         record("hub_outage", {**stats, "emitted_while_hub_down": 150})
     finally:
         em.publisher.stop()
@@ -298,7 +329,7 @@ def test_edge_restart_during_broker_outage_replays_spool(
     em2.publisher.start()
     try:
         broker.start()
-        stats = check_exactly_once_in_order(hub, em.sent)
+        stats = check_exactly_once_in_order(hub, em.sent, em2)
         record("edge_restart", stats)
     finally:
         em2.publisher.stop()
