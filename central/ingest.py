@@ -190,6 +190,8 @@ class Ingestor:
             lon=msg.location.lon if msg.location else None,
             updated_at=msg.updated_at,
             received_at=_now(),
+            pipeline=msg.pipeline.model_dump(mode="json") if msg.pipeline else None,
+            degraded_reason=msg.degraded_reason,
         )
         if row is None:
             session.add(CameraRow(site=key[0], edge_id=key[1], camera_id=key[2], **values))

@@ -33,6 +33,15 @@ class ObjectsAnalytic(_Strict):
     min_consecutive: int = Field(2, ge=1, le=100, description="samples in a row to start")
     max_missing: int = Field(3, ge=1, le=1000, description="samples in a row without to end")
     update_interval_s: float = Field(10.0, gt=0, description="min time between updates")
+    priority: int = Field(
+        1, ge=1, le=10, description="share of the inference engine under overload (weight)"
+    )
+    motion_gating: bool = Field(
+        False, description="skip inference when nothing changed in the zone since the last run"
+    )
+    motion_threshold: float = Field(
+        0.01, gt=0, lt=1, description="fraction of zone pixels that must change to run"
+    )
 
     @field_validator("zone")
     @classmethod
@@ -58,7 +67,10 @@ class ReconnectSettings(_Strict):
     initial_s: float = Field(0.5, gt=0)
     max_s: float = Field(4.0, gt=0, description="cap of the exponential backoff")
     open_timeout_s: float = Field(10.0, gt=0)
-    stall_timeout_s: float = Field(5.0, gt=0, description="no frame for this long = reconnect")
+    stall_timeout_s: float = Field(5.0, gt=0, description="no packet for this long = reconnect")
+    first_frame_timeout_s: float = Field(
+        20.0, gt=0, description="connected but no decodable frame for this long = reconnect"
+    )
 
 
 class CameraConfig(_Strict):
@@ -66,6 +78,15 @@ class CameraConfig(_Strict):
     url: str = Field(description="rtsp://, rtsps://, http(s):// or a file path / file:// URL")
     enabled: bool = True
     transport: Literal["tcp", "udp"] = "tcp"
+    decode: Literal["auto", "snapshot", "keyframes", "all"] = Field(
+        "auto",
+        description=(
+            "auto: snapshot when sampling every 30 s or slower, keyframes from 1 s, else all"
+        ),
+    )
+    hwaccel: Literal[
+        "auto", "none", "cuda", "vaapi", "qsv", "videotoolbox", "d3d11va", "drm", "v4l2m2m"
+    ] = Field("auto", description="hardware decoder; falls back to software with a log line")
     location: Location | None = None
     realtime: bool = Field(True, description="pace files at their frame rate (as a camera)")
     loop: bool = Field(False, description="files only: start again at the end")
@@ -92,6 +113,9 @@ class ModelsSettings(_Strict):
         description="onnxruntime execution providers in order of preference",
     )
     threads: int = Field(2, ge=1, le=64, description="intra-op threads per model")
+    max_batch: int = Field(
+        8, ge=1, le=64, description="largest batch per run, for models with a dynamic batch"
+    )
 
 
 class EdgeConfig(_Strict):

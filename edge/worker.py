@@ -5,37 +5,48 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+import cv2
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.analytics.objects import ObjectsRule, Transition
 from edge.config import CameraConfig, EdgeConfig, ObjectsAnalytic
 from edge.events.messages import EventEncoder
 from edge.events.snapshot import render_snapshot
+from edge.inference.detections import Detections
+from edge.inference.engine import EngineStopped, InferenceEngine
 from edge.inference.registry import Registry
 from edge.inference.yolox import YoloxDetector
-from edge.ingest.reader import CameraReader, Frame
+from edge.ingest.reader import FAULTS, CameraReader, Frame
 from edge.transport.publisher import Publisher
 from edge.transport.spool import Message, Spool
 from edgewatch import contract
 
 log = logging.getLogger(__name__)
 
+DEGRADED_SHARE = 0.8  # below this share of due samples analysed, a camera is degraded
+
 
 class EdgeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        cam = ["camera"]
         self.frames_analysed = Counter(
-            "edgewatch_frames_analysed", "Frames run through analytics", ["camera"], registry=r
+            "edgewatch_frames_analysed", "Samples run through analytics", cam, registry=r
         )
         self.events = Counter(
             "edgewatch_event_messages", "Event messages spooled", ["camera", "type"], registry=r
         )
         self.inference_seconds = Counter(
-            "edgewatch_inference_seconds", "Time spent in the detector", ["model"], registry=r
+            "edgewatch_inference_seconds",
+            "Time cameras spent waiting for and in the detector",
+            ["model"],
+            registry=r,
         )
         self.spool_messages = Gauge(
             "edgewatch_spool_messages", "Messages waiting in the spool", registry=r
@@ -48,10 +59,60 @@ class EdgeMetrics:
             registry=r,
         )
         self.camera_fps = Gauge(
-            "edgewatch_camera_fps", "Decoded frames per second", ["camera"], registry=r
+            "edgewatch_camera_fps", "Decoded frames per second", cam, registry=r
         )
-        self.camera_reconnects = Gauge(
-            "edgewatch_camera_reconnects", "Reconnects", ["camera"], registry=r
+        self.analysed_fps = Gauge(
+            "edgewatch_camera_analysed_fps", "Samples analysed per second", cam, registry=r
+        )
+        self.requested_fps = Gauge(
+            "edgewatch_camera_requested_fps", "Samples per second asked for", cam, registry=r
+        )
+        self.dropped = Counter(
+            "edgewatch_camera_dropped_samples",
+            "Due samples missed because analysis was busy",
+            cam,
+            registry=r,
+        )
+        self.skipped = Gauge(
+            "edgewatch_camera_skipped_frames",
+            "Decoded frames replaced before analysis",
+            cam,
+            registry=r,
+        )
+        self.motion_skipped = Counter(
+            "edgewatch_camera_motion_skipped",
+            "Samples not inferred because nothing moved in the zone",
+            cam,
+            registry=r,
+        )
+        self.lag = Histogram(
+            "edgewatch_camera_lag_seconds",
+            "Capture to analysis result",
+            cam,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.camera_reconnects = Gauge("edgewatch_camera_reconnects", "Reconnects", cam, registry=r)
+        self.faults = Gauge(
+            "edgewatch_camera_stream_faults",
+            "Stream faults survived, by kind",
+            ["camera", "fault"],
+            registry=r,
+        )
+        self.decoder = Gauge(
+            "edgewatch_camera_decoder",
+            "1 for the decoder and decode policy in use",
+            ["camera", "decoder", "policy"],
+            registry=r,
+        )
+        self.degraded = Gauge(
+            "edgewatch_camera_degraded", "1 when the camera misses its rate", cam, registry=r
+        )
+        self.engine_utilisation = Gauge(
+            "edgewatch_engine_utilisation",
+            "Share of the last 10 s the model was running",
+            ["model"],
+            registry=r,
         )
         self.broker_connected = Gauge("edgewatch_broker_connected", "1 when connected", registry=r)
 
@@ -60,20 +121,58 @@ class EdgeMetrics:
 class _Analytic:
     cfg: ObjectsAnalytic
     rule: ObjectsRule
-    detector: YoloxDetector
+
+
+@dataclass
+class _Group:
+    """A camera's analytics that share one model: one inference per due sample."""
+
+    model: str
+    engine: InferenceEngine
+    analytics: list[_Analytic]
     period_s: float
+    weight: float
+    min_score: float
+    motion_gating: bool
+    motion_threshold: float
     next_due: float = 0.0
+    analysed: int = 0
+    dropped: int = 0
+    motion_skipped: int = 0
+    last_thumb: np.ndarray | None = None
+    last_dets: Detections | None = None
+    zone_mask: np.ndarray | None = None
+    done: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=4096))
+    lags: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=512))
+
+    def window_s(self) -> float:
+        return max(10.0, 3 * self.period_s)
+
+    def achieved(self, now: float) -> tuple[float, float]:
+        """(analysed per second, share of due samples analysed) over the recent window."""
+        w = self.window_s()
+        got = missed = 0
+        for t, n in self.done:
+            if now - t <= w:
+                if n == 0:
+                    got += 1
+                else:
+                    missed += n
+        total = got + missed
+        return got / w, (got / total if total else 1.0)
 
 
 @dataclass
 class _Camera:
     cfg: CameraConfig
     reader: CameraReader
-    analytics: list[_Analytic]
+    groups: list[_Group]
     thread: threading.Thread | None = None
     last_state: str | None = None
     last_status_sent: float = 0.0
-    last_index: int = field(default=0)
+    last_index: int = 0
+    online_since: float | None = None
+    decoder_labels: tuple[str, str, str] | None = None
 
 
 class EdgeWorker:
@@ -82,16 +181,41 @@ class EdgeWorker:
         self.metrics = EdgeMetrics()
         self._stop = threading.Event()
         registry = Registry(cfg.models.dir, cfg.models.manifest)
-        self._detectors: dict[str, YoloxDetector] = {}
+        self.engines: dict[str, InferenceEngine] = {}
         self.cameras: list[_Camera] = []
-        for cam in cfg.cameras:
-            if not cam.enabled:
-                continue
-            analytics = []
-            for a in cam.analytics:
-                det = self._detector(registry, a.model)
-                analytics.append(_Analytic(a, ObjectsRule(a, det.class_names), det, 1.0 / a.fps))
-            self.cameras.append(_Camera(cam, CameraReader(cam), analytics))
+        try:
+            for cam in cfg.cameras:
+                if not cam.enabled:
+                    continue
+                groups: dict[str, _Group] = {}
+                for a in cam.analytics:
+                    engine = self._engine(registry, a.model)
+                    rule = ObjectsRule(a, engine.detector.class_names)  # type: ignore[attr-defined]
+                    g = groups.get(a.model)
+                    if g is None:
+                        g = groups[a.model] = _Group(
+                            a.model,
+                            engine,
+                            [],
+                            1.0 / a.fps,
+                            a.priority,
+                            a.min_score,
+                            a.motion_gating,
+                            a.motion_threshold,
+                        )
+                    g.analytics.append(_Analytic(a, rule))
+                    g.period_s = min(g.period_s, 1.0 / a.fps)
+                    g.weight = max(g.weight, a.priority)
+                    g.min_score = min(g.min_score, a.min_score)
+                    g.motion_gating = g.motion_gating and a.motion_gating
+                    g.motion_threshold = min(g.motion_threshold, a.motion_threshold)
+                period = min((g.period_s for g in groups.values()), default=1.0)
+                reader = CameraReader(cam, period_s=period)
+                self.cameras.append(_Camera(cam, reader, list(groups.values())))
+        except Exception:
+            for engine in self.engines.values():
+                engine.stop()
+            raise
         self.spool = Spool(
             Path(cfg.spool_dir) / "spool.sqlite3", max_bytes=int(cfg.spool_max_mb * 1024 * 1024)
         )
@@ -105,15 +229,19 @@ class EdgeWorker:
         )
         self._status_thread = threading.Thread(target=self._status_loop, name="status", daemon=True)
 
-    def _detector(self, registry: Registry, model_id: str) -> YoloxDetector:
-        if model_id not in self._detectors:
-            self._detectors[model_id] = YoloxDetector(
+    def _engine(self, registry: Registry, model_id: str) -> InferenceEngine:
+        """One engine per model per box, shared by every camera using it."""
+        if model_id not in self.engines:
+            detector = YoloxDetector(
                 registry.spec(model_id),
                 registry.resolve(model_id),
                 providers=self.cfg.models.providers,
                 threads=self.cfg.models.threads,
             )
-        return self._detectors[model_id]
+            self.engines[model_id] = InferenceEngine(
+                detector, model_id, max_batch=self.cfg.models.max_batch
+            )
+        return self.engines[model_id]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -133,20 +261,27 @@ class EdgeWorker:
             extra={
                 "edge_id": self.cfg.edge_id,
                 "site": self.cfg.site,
-                "cameras": [c.cfg.id for c in self.cameras],
+                "cameras": len(self.cameras),
+                "policies": {c.cfg.id: c.reader.policy for c in self.cameras[:50]},
+                "engines": {m: e.max_batch for m, e in self.engines.items()},
             },
         )
 
     def stop(self) -> None:
         self._stop.set()
         for cam in self.cameras:
+            cam.reader._stop.set()
+        for engine in self.engines.values():
+            engine.stop()
+        for cam in self.cameras:
             cam.reader.stop()
             if cam.thread:
                 cam.thread.join(timeout=10)
         now = contract.utcnow()
         for cam in self.cameras:  # close open events so none stays open forever at the hub
-            for a in cam.analytics:
-                self._emit(cam, a, a.rule.close(now), frame=None)
+            for g in cam.groups:
+                for a in g.analytics:
+                    self._emit(cam, a, a.rule.close(now), frame=None)
             self._send_status(cam, force_state="offline")
         self._status_thread.join(timeout=5)
         self.publisher.stop()
@@ -163,34 +298,89 @@ class EdgeWorker:
     # -- per camera ------------------------------------------------------------------------
 
     def _analyse(self, cam: _Camera) -> None:
-        if not cam.analytics:
+        if not cam.groups:
             return
         while not self._stop.is_set():
+            now = time.monotonic()
+            wait = min(g.next_due for g in cam.groups) - now
+            if wait > 0:
+                # Not due yet: let the reader replace frames meanwhile (latest-frame semantics).
+                if self._stop.wait(wait):
+                    return
             frame = cam.reader.next_frame(cam.last_index, timeout=1.0)
             if frame is None:
                 continue
-            now = time.monotonic()
-            due = [a for a in cam.analytics if now >= a.next_due]
-            if not due:
-                wait = min(a.next_due for a in cam.analytics) - now
-                self._stop.wait(max(0.0, wait))
-                continue
             cam.last_index = frame.index
-            try:
-                self._run_analytics(cam, due, frame, now)
-            except Exception:  # one bad frame must not stop the camera
-                log.exception("analytics failed on a frame", extra={"camera": cam.cfg.id})
+            now = time.monotonic()
+            due = [g for g in cam.groups if now >= g.next_due]
+            for g in due:
+                try:
+                    self._run_group(cam, g, frame, now)
+                except EngineStopped:
+                    return
+                except Exception:  # one bad frame must not stop the camera
+                    log.exception("analytics failed on a frame", extra={"camera": cam.cfg.id})
 
-    def _run_analytics(self, cam: _Camera, due: list[_Analytic], frame: Frame, now: float) -> None:
-        image = frame.bgr()
-        self.metrics.frames_analysed.labels(cam.cfg.id).inc()
-        for a in due:
-            a.next_due = max(a.next_due + a.period_s, now)
+    def _run_group(self, cam: _Camera, g: _Group, frame: Frame, now: float) -> None:
+        late = now - g.next_due
+        missed = int(late // g.period_s) if g.next_due > 0 and late > 0 else 0
+        g.next_due = (
+            (g.next_due + (missed + 1) * g.period_s) if g.next_due > 0 else now + g.period_s
+        )
+        if g.next_due < now:
+            g.next_due = now + g.period_s
+        if missed:
+            g.dropped += missed
+            g.done.append((now, missed))
+            self.metrics.dropped.labels(cam.cfg.id).inc(missed)
+        dets: Detections | None = None
+        if g.motion_gating and g.last_dets is not None:
+            thumb = frame.gray_thumb()
+            if g.last_thumb is not None and thumb.shape == g.last_thumb.shape:
+                changed = np.abs(thumb.astype(np.int16) - g.last_thumb) > 12
+                mask = self._zone_mask(g, thumb.shape)
+                share = changed[mask].mean() if mask is not None else changed.mean()
+                if share < g.motion_threshold:
+                    dets = g.last_dets
+                    g.motion_skipped += 1
+                    self.metrics.motion_skipped.labels(cam.cfg.id).inc()
+            if dets is None:
+                g.last_thumb = thumb.astype(np.int16)
+        if dets is None:
             t0 = time.perf_counter()
-            dets = a.detector.detect(image, min_score=a.cfg.min_score)
-            self.metrics.inference_seconds.labels(a.cfg.model).inc(time.perf_counter() - t0)
+            dets = g.engine.infer(
+                f"{cam.cfg.id}/{g.model}", frame, weight=g.weight, min_score=g.min_score
+            )
+            self.metrics.inference_seconds.labels(g.model).inc(time.perf_counter() - t0)
+            g.last_dets = dets
+        done = time.monotonic()
+        g.analysed += 1
+        g.done.append((done, 0))
+        lag = done - frame.mono
+        g.lags.append((done, lag))
+        self.metrics.frames_analysed.labels(cam.cfg.id).inc()
+        self.metrics.lag.labels(cam.cfg.id).observe(lag)
+        image: np.ndarray | None = None
+        for a in g.analytics:
             transitions = a.rule.update(dets, (frame.width, frame.height), frame.time)
+            if transitions and image is None and any(t.snapshot for t in transitions):
+                image = frame.bgr()
             self._emit(cam, a, transitions, frame=image)
+
+    @staticmethod
+    def _zone_mask(g: _Group, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Union of the group's zones on the thumbnail grid; None when one is the whole frame."""
+        zones = [a.rule.zone.points for a in g.analytics]
+        if any(z is None for z in zones):
+            return None
+        if g.zone_mask is None or g.zone_mask.shape != shape[:2]:
+            h, w = shape[:2]
+            mask = np.zeros((h, w), np.uint8)
+            for z in zones:
+                pts = (np.asarray(z) * [w - 1, h - 1]).round().astype(np.int32)
+                cv2.fillPoly(mask, [pts], 1)
+            g.zone_mask = mask.astype(bool)
+        return g.zone_mask
 
     def _emit(self, cam: _Camera, a: _Analytic, transitions: list[Transition], frame) -> None:  # type: ignore[no-untyped-def]
         for t in transitions:
@@ -231,11 +421,54 @@ class EdgeWorker:
             self.metrics.spool_bytes.set(self.spool.bytes)
             for kind, n in self.spool.dropped.items():
                 self.metrics.spool_dropped.labels(kind).set(n)
+            for model, engine in self.engines.items():
+                self.metrics.engine_utilisation.labels(model).set(engine.utilisation())
+
+    def pipeline(self, cam: _Camera) -> tuple[contract.Pipeline, str | None]:
+        """The camera's pipeline figures and, when it misses its rate, why."""
+        stats = cam.reader.stats()
+        now = time.monotonic()
+        requested = sum(1.0 / g.period_s for g in cam.groups)
+        analysed = 0.0
+        reason = None
+        lags: list[float] = []
+        for g in cam.groups:
+            fps, share = g.achieved(now)
+            analysed += fps
+            lags += [lag for t, lag in g.lags if now - t <= g.window_s()]
+            settled = cam.online_since is not None and now - cam.online_since >= g.window_s()
+            if settled and share < DEGRADED_SHARE and reason is None:
+                reason = (
+                    f"{g.model}: analysed {share:.0%} of due samples "
+                    f"({fps:.2f}/s of {1 / g.period_s:.2f}/s requested); inference overloaded"
+                )
+        pipe = contract.Pipeline(
+            policy=stats.policy,
+            decoder=stats.decoder,
+            decode_fps=stats.fps,
+            requested_fps=round(requested, 4),
+            analysed_fps=round(analysed, 4),
+            lag_ms=round(1000 * sum(lags) / len(lags), 1) if lags else None,
+            lag_max_ms=round(1000 * max(lags), 1) if lags else None,
+            dropped=sum(g.dropped for g in cam.groups),
+            skipped=stats.skipped,
+            motion_skipped=sum(g.motion_skipped for g in cam.groups),
+            gop_s=stats.gop_s,
+            width=stats.width,
+            height=stats.height,
+            faults=stats.faults,
+        )
+        return pipe, reason
 
     def _send_status(self, cam: _Camera, force_state: str | None = None) -> None:
         stats = cam.reader.stats()
-        state = force_state or stats.state
         now = time.monotonic()
+        if stats.state == "online":
+            cam.online_since = cam.online_since or now
+        else:
+            cam.online_since = None
+        pipe, reason = self.pipeline(cam)
+        state = force_state or ("degraded" if stats.state == "online" and reason else stats.state)
         if (
             state == cam.last_state
             and force_state is None
@@ -244,11 +477,30 @@ class EdgeWorker:
             return
         if state != cam.last_state:
             log.info(
-                "camera state", extra={"camera": cam.cfg.id, "state": state, "error": stats.error}
+                "camera state",
+                extra={
+                    "camera": cam.cfg.id,
+                    "state": state,
+                    "error": stats.error,
+                    "reason": reason,
+                },
             )
         cam.last_state, cam.last_status_sent = state, now
-        self.metrics.camera_fps.labels(cam.cfg.id).set(stats.fps)
-        self.metrics.camera_reconnects.labels(cam.cfg.id).set(stats.reconnects)
+        m, cid = self.metrics, cam.cfg.id
+        m.camera_fps.labels(cid).set(stats.fps)
+        m.analysed_fps.labels(cid).set(pipe.analysed_fps)
+        m.requested_fps.labels(cid).set(pipe.requested_fps)
+        m.skipped.labels(cid).set(stats.skipped)
+        m.camera_reconnects.labels(cid).set(stats.reconnects)
+        m.degraded.labels(cid).set(1 if state == "degraded" else 0)
+        for fault in FAULTS:
+            m.faults.labels(cid, fault).set(stats.faults.get(fault, 0))
+        labels = (cid, stats.decoder, stats.policy)
+        previous = cam.decoder_labels
+        if previous and previous != labels:
+            m.decoder.remove(*previous)
+        m.decoder.labels(*labels).set(1)
+        cam.decoder_labels = labels
         payload = contract.CameraStatus(
             camera_id=cam.cfg.id,
             state=state,  # type: ignore[arg-type]
@@ -258,6 +510,8 @@ class EdgeWorker:
             error=stats.error,
             location=cam.cfg.location,
             updated_at=contract.utcnow(),
+            pipeline=pipe,
+            degraded_reason=reason if state == "degraded" else None,
         )
         topic = contract.camera_status_topic(self.cfg.site, self.cfg.edge_id, cam.cfg.id)
         self.publisher.send(

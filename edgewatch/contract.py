@@ -70,6 +70,29 @@ class EventMessage(_Payload):
     attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
 
+class Pipeline(_Payload):
+    """How a camera's stream is read and analysed (the edge's view of its cost and health)."""
+
+    policy: str = Field(max_length=32, description="decode policy: snapshot, keyframes, all")
+    decoder: str = Field(max_length=64, description='e.g. "h264 (software)", "h264 (cuda)"')
+    decode_fps: float = Field(ge=0, description="frames decoded per second")
+    requested_fps: float = Field(ge=0, description="samples per second the analytics ask for")
+    analysed_fps: float = Field(ge=0, description="samples per second actually analysed")
+    lag_ms: float | None = Field(None, ge=0, description="capture to analysis result, recent mean")
+    lag_max_ms: float | None = Field(None, ge=0, description="recent maximum")
+    dropped: int = Field(ge=0, description="due samples missed because analysis was busy")
+    skipped: int = Field(ge=0, description="decoded frames replaced before analysis")
+    motion_skipped: int = Field(0, ge=0, description="samples not inferred: no motion")
+    gop_s: float | None = Field(None, ge=0, description="keyframe interval seen")
+    width: int | None = Field(None, ge=0)
+    height: int | None = Field(None, ge=0)
+    faults: dict[str, int] = Field(
+        default_factory=dict,
+        description="decode_errors, corrupt_frames, size_changes, timestamp_jumps, long_gop, "
+        "stalls, no_frame",
+    )
+
+
 class CameraStatus(_Payload):
     """Retained on ``.../cameras/{camera_id}/status``."""
 
@@ -82,6 +105,8 @@ class CameraStatus(_Payload):
     error: str | None = Field(None, max_length=500, description="last error, credentials removed")
     location: Location | None = None
     updated_at: AwareDatetime
+    pipeline: Pipeline | None = None
+    degraded_reason: str | None = Field(None, max_length=200)
 
 
 # -- topics ------------------------------------------------------------------------------

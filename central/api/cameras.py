@@ -35,6 +35,8 @@ def list_cameras(session: SessionDep) -> list[CameraOut]:
                 lat=c.lat,
                 lon=c.lon,
                 updated_at=as_utc(c.updated_at),  # type: ignore[arg-type]
+                pipeline=c.pipeline,  # type: ignore[arg-type]
+                degraded_reason=c.degraded_reason,
             )
         )
     return out

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from edgewatch.contract import Pipeline
+
 
 class EventOut(BaseModel):
     id: str
@@ -51,6 +53,8 @@ class CameraOut(BaseModel):
     lat: float | None
     lon: float | None
     updated_at: datetime
+    pipeline: Pipeline | None = None
+    degraded_reason: str | None = None
 
 
 class EdgeOut(BaseModel):

@@ -64,6 +64,8 @@ class CameraRow(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pipeline: Mapped[dict | None] = mapped_column(JSON)
+    degraded_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class EdgeRow(Base):

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,9 +28,25 @@ def letterbox(
     h, w = frame.shape[:2]
     ratio = min(width / w, height / h)
     nw, nh = max(1, int(round(w * ratio))), max(1, int(round(h * ratio)))
+    return pad(
+        cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR), width, height, pad_value
+    ), ratio
+
+
+def pad(image: np.ndarray, width: int, height: int, pad_value: float) -> np.ndarray:
+    """An already scaled image into the top-left of a (height, width) canvas, as CHW float32."""
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
-    canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return canvas.transpose(2, 0, 1).astype(np.float32), ratio
+    h, w = min(height, image.shape[0]), min(width, image.shape[1])
+    canvas[:h, :w] = image[:h, :w]
+    return canvas.transpose(2, 0, 1).astype(np.float32)
+
+
+def fit(image: Any, width: int, height: int, pad_value: float) -> tuple[np.ndarray, float]:
+    """Letterbox an array, or a reader Frame (scaled and converted by the decoder's swscale)."""
+    if isinstance(image, np.ndarray):
+        return letterbox(image, width, height, pad_value)
+    scaled, ratio = image.bgr_fit(width, height)
+    return pad(scaled, width, height, pad_value), ratio
 
 
 def make_grid(width: int, height: int, strides: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -89,12 +106,16 @@ class YoloxDetector:
     def class_names(self) -> tuple[str, ...]:
         return self.spec.classes
 
-    def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def dynamic_batch(self) -> bool:
+        """True when the model takes any batch size (its batch dimension is symbolic)."""
+        return not isinstance(self.session.get_inputs()[0].shape[0], int)
+
+    def preprocess(self, frames: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """BGR arrays or reader Frames into a model batch and their scales."""
+        spec = self.spec
         tensors, ratios = zip(
-            *(
-                letterbox(f, self.spec.input_width, self.spec.input_height, self.spec.pad_value)
-                for f in frames
-            ),
+            *(fit(f, spec.input_width, spec.input_height, spec.pad_value) for f in frames),
             strict=True,
         )
         batch = np.stack(tensors)
@@ -123,10 +144,10 @@ class YoloxDetector:
             class_id[idx].astype(np.int32),
         )
 
-    def detect_batch(self, frames: Sequence[np.ndarray], min_score: float) -> list[Detections]:
+    def detect_batch(self, frames: Sequence[Any], min_score: float) -> list[Detections]:
         batch, ratios = self.preprocess(frames)
         with self._lock:
-            if batch.shape[0] == 1 or self.session.get_inputs()[0].shape[0] != 1:
+            if batch.shape[0] == 1 or self.dynamic_batch:
                 outputs = self.session.run(None, {self.input_name: batch})[0]
             else:  # a model exported with batch 1: run image by image
                 outputs = np.concatenate(

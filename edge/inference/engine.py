@@ -1,0 +1,188 @@
+"""One inference engine per model per box, shared by every camera that uses the model.
+
+Cameras call :meth:`InferenceEngine.infer` from their own threads when a sample is due; the
+engine's single thread runs the model. Scheduling is start-time fair queueing: each stream
+(a camera's analytics on this model) gets a virtual start tag ``max(V, F_i)`` and advances
+its finish tag by ``1 / weight``; the engine always serves the smallest start tags first.
+Because a camera asks again only after its previous answer, each stream has at most one
+request waiting, so:
+
+- under capacity every stream gets its requested rate;
+- over capacity the rates are reduced max-min fairly (weighted by priority): slow streams
+  keep their rate, fast ones share what is left equally, and nobody starves;
+- the wait is bounded by (streams / batch) model runs, since there is no queue to grow.
+
+Requests are batched (up to ``max_batch``) when the model has a dynamic batch dimension.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edge.inference.detections import Detections
+
+log = logging.getLogger(__name__)
+
+
+class BatchDetector(Protocol):
+    @property
+    def dynamic_batch(self) -> bool: ...
+
+    def detect_batch(self, frames: Sequence[Any], min_score: float) -> list[Detections]: ...
+
+
+@dataclass
+class _Request:
+    stream: str
+    image: Any  # a reader Frame or an (H, W, 3) BGR array
+    min_score: float
+    start_tag: float
+    submitted: float
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Detections | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class StreamStats:
+    served: int = 0
+    wait_s_total: float = 0.0
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+
+
+class EngineStopped(RuntimeError):
+    pass
+
+
+class InferenceEngine:
+    def __init__(self, detector: BatchDetector, name: str, max_batch: int = 8) -> None:
+        self.detector = detector
+        self.name = name
+        self.max_batch = max_batch if detector.dynamic_batch else 1
+        self._cond = threading.Condition()
+        self._pending: dict[str, _Request] = {}
+        self._finish: dict[str, float] = {}
+        self._weights: dict[str, float] = {}
+        self._vtime = 0.0
+        self._stopping = False
+        self.runs = 0
+        self.images = 0
+        self.busy_s = 0.0
+        self._busy: deque[tuple[float, float]] = deque(maxlen=4096)  # (end time, seconds)
+        self.streams: dict[str, StreamStats] = {}
+        self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
+        self._thread.start()
+
+    # -- cameras' side ---------------------------------------------------------------------
+
+    def infer(
+        self,
+        stream: str,
+        image: Any,
+        weight: float = 1.0,
+        min_score: float = 0.25,
+        timeout: float | None = None,
+    ) -> Detections:
+        """Detections for ``image``, served fairly among all streams; blocks until done."""
+        req = self._submit(stream, image, weight, min_score)
+        if not req.done.wait(timeout):
+            with self._cond:
+                if self._pending.get(stream) is req:
+                    del self._pending[stream]
+            raise TimeoutError(f"inference on {self.name!r} took longer than {timeout}s")
+        if req.error is not None:
+            raise req.error
+        assert req.result is not None
+        return req.result
+
+    def _submit(self, stream: str, image: Any, weight: float, min_score: float) -> _Request:
+        with self._cond:
+            if self._stopping:
+                raise EngineStopped(self.name)
+            if stream in self._pending:
+                raise RuntimeError(f"stream {stream!r} already has a request waiting")
+            self._weights[stream] = weight
+            start = max(self._vtime, self._finish.get(stream, 0.0))
+            self._finish[stream] = start + 1.0 / weight
+            req = _Request(stream, image, min_score, start, time.monotonic())
+            self._pending[stream] = req
+            self.streams.setdefault(stream, StreamStats())
+            self._cond.notify_all()
+            return req
+
+    # -- the engine thread -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            for req in self._pending.values():
+                req.error = EngineStopped(self.name)
+                req.done.set()
+            self._pending.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping or bool(self._pending))
+                if self._stopping:
+                    return
+                batch = sorted(self._pending.values(), key=lambda r: (r.start_tag, r.submitted))
+                batch = batch[: self.max_batch]
+                for req in batch:
+                    del self._pending[req.stream]
+                self._vtime = batch[0].start_tag
+            t0 = time.monotonic()
+            try:
+                results = self._run(batch)
+                for req, res in zip(batch, results, strict=True):
+                    req.result = res
+            except Exception as exc:  # a failed run fails its requests, not the engine
+                log.exception("inference failed", extra={"model": self.name})
+                for req in batch:
+                    req.error = exc
+            t1 = time.monotonic()
+            with self._cond:
+                self.runs += 1
+                self.images += len(batch)
+                self.busy_s += t1 - t0
+                self._busy.append((t1, t1 - t0))
+                for req in batch:
+                    st = self.streams[req.stream]
+                    st.served += 1
+                    st.wait_s_total += t0 - req.submitted
+                    st.recent.append(t1)
+            for req in batch:
+                req.done.set()
+
+    def _run(self, batch: list[_Request]) -> list[Detections]:
+        scores = {r.min_score for r in batch}
+        if len(scores) == 1:
+            return self.detector.detect_batch([r.image for r in batch], scores.pop())
+        floor = min(scores)
+        dets = self.detector.detect_batch([r.image for r in batch], floor)
+        return [d[d.confidence >= r.min_score] for d, r in zip(dets, batch, strict=True)]
+
+    # -- figures ---------------------------------------------------------------------------
+
+    def utilisation(self, window_s: float = 10.0) -> float:
+        """Share of the last ``window_s`` the model was running."""
+        now = time.monotonic()
+        with self._cond:
+            busy = sum(s for end, s in self._busy if now - end <= window_s)
+        return min(1.0, busy / window_s)
+
+    def served_rate(self, stream: str, window_s: float = 10.0) -> float:
+        now = time.monotonic()
+        with self._cond:
+            st = self.streams.get(stream)
+            if st is None:
+                return 0.0
+            return sum(1 for t in st.recent if now - t <= window_s) / window_s
