@@ -6,7 +6,7 @@ introspection data are Debian packages, not wheels):
 
     /usr/bin/python3 scripts/rtsp_server.py --port 8554 --mount cam1=/path/video.mp4
 
-Each mount serves an H.264 MP4 file (use ``edgewatch`` helpers to transcode one)
+Each mount serves an H.264 MP4 or MPEG-TS (``.ts``) file (``edgewatch`` helpers make them)
 to every client from its start, paced in real time, over RTSP/TCP or UDP.
 At the end of the file the stream ends (as a camera that drops the session);
 make the file as long as the test needs (``edge.ingest.media.make_test_video``).
@@ -32,8 +32,9 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 def _launch_line(path: str) -> str:
     quoted = path.replace('"', '\\"')
+    demux = "tsdemux" if path.endswith(".ts") else "qtdemux"
     return (
-        f'( filesrc location="{quoted}" ! qtdemux ! h264parse config-interval=-1 '
+        f'( filesrc location="{quoted}" ! {demux} ! h264parse config-interval=-1 '
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
 
@@ -54,7 +55,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="NAME=FILE",
-        help="serve FILE (H.264 MP4) at rtsp://HOST:PORT/NAME; repeatable",
+        help="serve FILE (H.264 MP4 or .ts) at rtsp://HOST:PORT/NAME; repeatable",
     )
     args = parser.parse_args()
     if not args.mount:

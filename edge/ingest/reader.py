@@ -106,6 +106,7 @@ class ReaderStats:
     packets_fps: float
     last_frame_time: datetime | None
     reconnects: int
+    connects: int  # successful opens (a snapshot camera opens once per sample)
     frames: int  # frames handed out
     skipped: int  # frames handed out but replaced before anyone took them
     error: str | None
@@ -162,10 +163,12 @@ class CameraReader:
         self._frames = 0
         self._skipped = 0
         self._reconnects = 0
+        self._connects = 0
         self._error: str | None = None
         self._faults = dict.fromkeys(FAULTS, 0)
         self._decoder = "none"
         self._decoder_kind = "software"
+        self._label_pending = True
         self._effective = str(self.policy)
         self._gop_s: float | None = None
         self._size: tuple[int, int] | None = None
@@ -228,6 +231,7 @@ class CameraReader:
                 packets_fps=round(pfps, 2),
                 last_frame_time=self._last_frame_time,
                 reconnects=self._reconnects,
+                connects=self._connects,
                 frames=self._frames,
                 skipped=self._skipped,
                 error=self._error,
@@ -318,18 +322,14 @@ class CameraReader:
         self._decoder_kind = "software"
         try:
             container = self._open()
+            self._connects += 1
             stream = container.streams.video[0]
             # Frame threading delays output by a frame per thread: fine when decoding
-            # everything, wasteful for a lone keyframe.
-            stream.thread_type = "AUTO" if self.policy == "all" else "SLICE"
+            # everything, wasteful for a lone keyframe. (Slice threading would hide
+            # concealed errors: FFmpeg then does not flag corrupt frames.)
+            stream.thread_type = "AUTO" if self.policy == "all" else "NONE"
             cc = self._m2m(stream.codec_context)
-            decoder = f"{stream.codec_context.name} ({self._decoder_kind})"
-            if decoder != self._decoder:
-                log.info(
-                    "decoder",
-                    extra={"camera": self.cfg.id, "decoder": decoder, "policy": self.policy},
-                )
-            self._decoder = decoder
+            self._label_pending = True
             log.info(
                 "camera connected",
                 extra={
@@ -357,6 +357,19 @@ class CameraReader:
                 except Exception:
                     pass
         return got
+
+    def _label_decoder(self, cc: av.CodecContext) -> None:
+        """Name the decoder actually in use, once it has produced a frame."""
+        self._label_pending = False
+        kind = self._decoder_kind
+        if kind not in ("software", "v4l2m2m") and not cc.is_hwaccel:
+            kind = "software"  # the device opened but FFmpeg fell back to software
+        decoder = f"{cc.name.removesuffix('_v4l2m2m')} ({kind})"
+        if decoder != self._decoder:
+            log.info(
+                "decoder", extra={"camera": self.cfg.id, "decoder": decoder, "policy": self.policy}
+            )
+        self._decoder = decoder
 
     def _m2m(self, cc: av.CodecContext) -> av.CodecContext:
         """A V4L2 memory-to-memory decoder (Jetson, Raspberry Pi) when asked for and present."""
@@ -394,6 +407,8 @@ class CameraReader:
         last_key_ts: float | None = None
         decode_all = self.policy == "all"
         long_gop = False
+        untimed = 0
+        key_untimed: int | None = None
         connected_at = time.monotonic()
         first_frame_deadline = connected_at + self.cfg.reconnect.first_frame_timeout_s
         got = False
@@ -404,7 +419,16 @@ class CameraReader:
             if packet.size == 0:
                 continue  # the demuxer's flush packet at the end
             now = time.monotonic()
-            ts = float(packet.pts * tb) if packet.pts is not None else None
+            pts = packet.pts if packet.pts is not None else packet.dts
+            ts = float(pts * tb) if pts is not None else None
+            if ts is None:
+                untimed += 1  # e.g. RTSP's first packet; placed from the next timed one
+                if packet.is_keyframe:
+                    key_untimed = untimed
+            elif key_untimed is not None:
+                last_key_ts = ts - (untimed - key_untimed + 1) * frame_s
+                key_untimed = None
+                untimed = 0
             if ts is not None and last_ts is not None:
                 delta = ts - last_ts
                 if delta < -jump_s or delta > jump_s:
@@ -467,6 +491,8 @@ class CameraReader:
                         extra={"camera": self.cfg.id, "error": str(exc)[:200]},
                     )
                 continue
+            if frames and self._label_pending:
+                self._label_decoder(cc)
             for frame in frames:
                 if frame.is_corrupt:
                     self._faults["corrupt_frames"] += 1
@@ -477,8 +503,8 @@ class CameraReader:
                 self._error = None
                 if self.policy != "all":
                     # Average rate = 1 / period even when keyframes do not line up with it;
-                    # at most one period of debt is kept so a stall does not cause a burst.
-                    self._next_due = max(self._next_due + self.period_s, now)
+                    # after a stall, at most one extra sample half a period later (no burst).
+                    self._next_due = max(self._next_due + self.period_s, now + self.period_s / 2)
                     if self.policy == "snapshot":
                         return True
             if not got and now > first_frame_deadline:
