@@ -135,7 +135,10 @@ class _Group:
     min_score: float
     motion_gating: bool
     motion_threshold: float
+    stream: str = ""
     next_due: float = 0.0
+    last_served: float | None = None
+    effective_period_s: float = 0.0
     analysed: int = 0
     dropped: int = 0
     motion_skipped: int = 0
@@ -209,6 +212,10 @@ class EdgeWorker:
                     g.min_score = min(g.min_score, a.min_score)
                     g.motion_gating = g.motion_gating and a.motion_gating
                     g.motion_threshold = min(g.motion_threshold, a.motion_threshold)
+                for g in groups.values():
+                    g.stream = f"{cam.id}/{g.model}"
+                    g.effective_period_s = g.period_s
+                    g.engine.register(g.stream, 1.0 / g.period_s, g.weight)
                 period = min((g.period_s for g in groups.values()), default=1.0)
                 reader = CameraReader(cam, period_s=period)
                 self.cameras.append(_Camera(cam, reader, list(groups.values())))
@@ -322,17 +329,25 @@ class EdgeWorker:
                     log.exception("analytics failed on a frame", extra={"camera": cam.cfg.id})
 
     def _run_group(self, cam: _Camera, g: _Group, frame: Frame, now: float) -> None:
-        late = now - g.next_due
-        missed = int(late // g.period_s) if g.next_due > 0 and late > 0 else 0
-        g.next_due = (
-            (g.next_due + (missed + 1) * g.period_s) if g.next_due > 0 else now + g.period_s
-        )
-        if g.next_due < now:
-            g.next_due = now + g.period_s
-        if missed:
-            g.dropped += missed
-            g.done.append((now, missed))
-            self.metrics.dropped.labels(cam.cfg.id).inc(missed)
+        # Samples the analytics asked for but did not get since the last one (overload, or
+        # a camera slower than asked): counted as dropped, never queued up.
+        if g.last_served is not None:
+            missed = max(0, round((now - g.last_served) / g.period_s) - 1)
+            if missed:
+                g.dropped += missed
+                g.done.append((now, missed))
+                self.metrics.dropped.labels(cam.cfg.id).inc(missed)
+        g.last_served = now
+        # Pace at what the shared engine can give this camera (its fair share under
+        # overload), keeping the phase; after a stall at most one catch-up sample.
+        allowed = g.engine.allowed_rate(g.stream)
+        period = max(g.period_s, 1.0 / allowed)
+        g.effective_period_s = period
+        if g.next_due <= 0:
+            g.next_due = now + period
+        else:
+            g.next_due = max(g.next_due + period, now + period / 2)
+        cam.reader.period_s = min(x.effective_period_s for x in cam.groups)
         dets: Detections | None = None
         if g.motion_gating and g.last_dets is not None:
             thumb = frame.gray_thumb()
@@ -348,9 +363,7 @@ class EdgeWorker:
                 g.last_thumb = thumb.astype(np.int16)
         if dets is None:
             t0 = time.perf_counter()
-            dets = g.engine.infer(
-                f"{cam.cfg.id}/{g.model}", frame, weight=g.weight, min_score=g.min_score
-            )
+            dets = g.engine.infer(g.stream, frame, weight=g.weight, min_score=g.min_score)
             self.metrics.inference_seconds.labels(g.model).inc(time.perf_counter() - t0)
             g.last_dets = dets
         done = time.monotonic()
@@ -438,9 +451,15 @@ class EdgeWorker:
             lags += [lag for t, lag in g.lags if now - t <= g.window_s()]
             settled = cam.online_since is not None and now - cam.online_since >= g.window_s()
             if settled and share < DEGRADED_SHARE and reason is None:
+                allowed = g.engine.allowed_rate(g.stream)
+                why = (
+                    f"inference overloaded, fair share {allowed:.2f}/s"
+                    if allowed < 1 / g.period_s * 0.99
+                    else "stream delivers fewer frames than asked"
+                )
                 reason = (
                     f"{g.model}: analysed {share:.0%} of due samples "
-                    f"({fps:.2f}/s of {1 / g.period_s:.2f}/s requested); inference overloaded"
+                    f"({fps:.2f}/s of {1 / g.period_s:.2f}/s requested); {why}"
                 )
         pipe = contract.Pipeline(
             policy=stats.policy,

@@ -1,16 +1,20 @@
 """One inference engine per model per box, shared by every camera that uses the model.
 
 Cameras call :meth:`InferenceEngine.infer` from their own threads when a sample is due; the
-engine's single thread runs the model. Scheduling is start-time fair queueing: each stream
-(a camera's analytics on this model) gets a virtual start tag ``max(V, F_i)`` and advances
-its finish tag by ``1 / weight``; the engine always serves the smallest start tags first.
-Because a camera asks again only after its previous answer, each stream has at most one
-request waiting, so:
+engine's single thread runs the model. Two mechanisms keep it fair and bounded:
 
-- under capacity every stream gets its requested rate;
-- over capacity the rates are reduced max-min fairly (weighted by priority): slow streams
-  keep their rate, fast ones share what is left equally, and nobody starves;
-- the wait is bounded by (streams / batch) model runs, since there is no queue to grow.
+- **Rate allocation** (the long run). Each stream (a camera's analytics on this model)
+  registers the rate it wants and a weight (its priority). The engine measures its own speed
+  (images per busy second, at the batch sizes it actually runs) and, when the wanted rates
+  add up to more than 90% of it, shares that capacity weighted max-min fairly
+  ("water-filling"): streams asking less than their share keep their rate, the others get
+  equal shares per unit of weight. Cameras pace themselves at :meth:`allowed_rate`, so the
+  model is never oversubscribed, latency stays bounded, and a camera knows (and reports)
+  the rate it actually gets.
+- **Start-time fair queueing** (the short run). Waiting requests are served in order of a
+  virtual start tag ``max(V, F_i)``, with ``F_i`` advancing by ``1 / weight`` per request,
+  so bursts are interleaved fairly too. A camera asks again only after its answer, so each
+  stream has at most one request waiting: no queue can grow.
 
 Requests are batched (up to ``max_batch``) when the model has a dynamic batch dimension.
 """
@@ -74,12 +78,51 @@ class InferenceEngine:
         self.runs = 0
         self.images = 0
         self.busy_s = 0.0
-        self._busy: deque[tuple[float, float]] = deque(maxlen=4096)  # (end time, seconds)
+        self._busy: deque[tuple[float, float, int]] = deque(maxlen=4096)  # (end, s, images)
         self.streams: dict[str, StreamStats] = {}
+        self.target_utilisation = 0.9
+        self._demand: dict[str, tuple[float, float]] = {}  # stream -> (rate, weight)
+        self._allowed: dict[str, float] = {}
+        self._rebalanced = 0.0
+        self.capacity: float | None = None  # images per second at the target utilisation
         self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
         self._thread.start()
 
     # -- cameras' side ---------------------------------------------------------------------
+
+    def register(self, stream: str, rate: float, weight: float = 1.0) -> None:
+        """Declare (or change) the rate a stream wants, and its weight."""
+        with self._cond:
+            self._demand[stream] = (rate, weight)
+            self._weights[stream] = weight
+            self._rebalanced = 0.0
+
+    def unregister(self, stream: str) -> None:
+        with self._cond:
+            self._demand.pop(stream, None)
+            self._allowed.pop(stream, None)
+            self._rebalanced = 0.0
+
+    def allowed_rate(self, stream: str) -> float:
+        """The rate this stream may ask at now (its wanted rate unless the model is short)."""
+        now = time.monotonic()
+        with self._cond:
+            if now - self._rebalanced > 0.5:
+                self._rebalance(now)
+            wanted = self._demand.get(stream, (float("inf"), 1.0))[0]
+            return self._allowed.get(stream, wanted)
+
+    def _rebalance(self, now: float, window_s: float = 3.0) -> None:
+        self._rebalanced = now
+        runs = [(s, n) for end, s, n in self._busy if now - end <= window_s]
+        busy = sum(s for s, _ in runs)
+        images = sum(n for _, n in runs)
+        if busy <= 0.05 or images < 5:
+            self.capacity = None  # not enough evidence: nobody is throttled
+            self._allowed = {k: r for k, (r, _) in self._demand.items()}
+            return
+        self.capacity = self.target_utilisation * images / busy
+        self._allowed = water_fill(self._demand, self.capacity)
 
     def infer(
         self,
@@ -153,7 +196,7 @@ class InferenceEngine:
                 self.runs += 1
                 self.images += len(batch)
                 self.busy_s += t1 - t0
-                self._busy.append((t1, t1 - t0))
+                self._busy.append((t1, t1 - t0, len(batch)))
                 for req in batch:
                     st = self.streams[req.stream]
                     st.served += 1
@@ -176,7 +219,7 @@ class InferenceEngine:
         """Share of the last ``window_s`` the model was running."""
         now = time.monotonic()
         with self._cond:
-            busy = sum(s for end, s in self._busy if now - end <= window_s)
+            busy = sum(s for end, s, _ in self._busy if now - end <= window_s)
         return min(1.0, busy / window_s)
 
     def served_rate(self, stream: str, window_s: float = 10.0) -> float:
@@ -186,3 +229,17 @@ class InferenceEngine:
             if st is None:
                 return 0.0
             return sum(1 for t in st.recent if now - t <= window_s) / window_s
+
+
+def water_fill(demand: dict[str, tuple[float, float]], capacity: float) -> dict[str, float]:
+    """Weighted max-min fair rates: ``demand`` maps stream -> (wanted rate, weight)."""
+    order = sorted(demand.items(), key=lambda kv: kv[1][0] / kv[1][1])
+    left = capacity
+    weight_left = sum(w for _, (_, w) in order)
+    out: dict[str, float] = {}
+    for name, (rate, weight) in order:
+        share = left * weight / weight_left if weight_left > 0 else 0.0
+        out[name] = max(min(rate, share), 1e-3)  # never zero: a stream is slowed, not starved
+        left -= out[name]
+        weight_left -= weight
+    return out
