@@ -275,15 +275,19 @@ class EdgeWorker:
         )
 
     def stop(self) -> None:
+        t0 = time.monotonic()
+        log.info("edge worker stopping", extra={"edge_id": self.cfg.edge_id})
         self._stop.set()
         for cam in self.cameras:
             cam.reader._stop.set()
         for engine in self.engines.values():
             engine.stop()
+        t_engines = time.monotonic()
         for cam in self.cameras:
             cam.reader.stop()
             if cam.thread:
                 cam.thread.join(timeout=10)
+        t_cameras = time.monotonic()
         now = contract.utcnow()
         for cam in self.cameras:  # close open events so none stays open forever at the hub
             for g in cam.groups:
@@ -291,9 +295,19 @@ class EdgeWorker:
                     self._emit(cam, a, a.rule.close(now), frame=None)
             self._send_status(cam, force_state="offline")
         self._status_thread.join(timeout=5)
+        t_status = time.monotonic()
         self.publisher.stop()
         self.spool.close()
-        log.info("edge worker stopped", extra={"edge_id": self.cfg.edge_id})
+        log.info(
+            "edge worker stopped",
+            extra={
+                "edge_id": self.cfg.edge_id,
+                "engines_s": round(t_engines - t0, 2),
+                "cameras_s": round(t_cameras - t_engines, 2),
+                "status_s": round(t_status - t_cameras, 2),
+                "publisher_s": round(time.monotonic() - t_status, 2),
+            },
+        )
 
     def run_until(self, stop: threading.Event) -> None:
         self.start()
