@@ -127,6 +127,9 @@ class EdgeConfig(_Strict):
     status_interval_s: float = Field(5.0, gt=0, le=300)
     snapshot_quality: int = Field(80, ge=10, le=100)
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
+    snapshot_concurrency: int = Field(
+        16, ge=1, le=256, description="snapshot-policy cameras connecting at once, box-wide"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)

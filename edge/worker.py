@@ -184,6 +184,7 @@ class EdgeWorker:
         self.metrics = EdgeMetrics()
         self._stop = threading.Event()
         registry = Registry(cfg.models.dir, cfg.models.manifest)
+        CameraReader.snapshot_slots = threading.BoundedSemaphore(cfg.snapshot_concurrency)
         self.engines: dict[str, InferenceEngine] = {}
         self.cameras: list[_Camera] = []
         try:

@@ -48,8 +48,12 @@ def rtsp_server_available() -> str | None:
     return None
 
 
-def start_rtsp_server(port: int, mounts: dict[str, Path], log: Path) -> subprocess.Popen:
+def start_rtsp_server(
+    port: int, mounts: dict[str, Path], log: Path, shared: bool = False
+) -> subprocess.Popen:
     args = [SYSTEM_PYTHON, str(RTSP_SCRIPT), "--port", str(port)]
+    if shared:
+        args.append("--shared")
     for name, path in mounts.items():
         args += ["--mount", f"{name}={path}"]
     return spawn(args, log)

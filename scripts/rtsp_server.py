@@ -39,10 +39,12 @@ def _launch_line(path: str) -> str:
     )
 
 
-def _factory(path: str) -> GstRtspServer.RTSPMediaFactory:
+def _factory(path: str, shared: bool = False) -> GstRtspServer.RTSPMediaFactory:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(_launch_line(path))
-    factory.set_shared(False)  # every client gets the file from its start
+    # Not shared: every client gets the file from its start (tests). Shared: clients join
+    # one running stream, mid-GOP, as with a real camera (benchmarks; one pipeline per mount).
+    factory.set_shared(shared)
     return factory
 
 
@@ -56,6 +58,9 @@ def main() -> int:
         default=[],
         metavar="NAME=FILE",
         help="serve FILE (H.264 MP4 or .ts) at rtsp://HOST:PORT/NAME; repeatable",
+    )
+    parser.add_argument(
+        "--shared", action="store_true", help="clients of a mount share one running stream"
     )
     args = parser.parse_args()
     if not args.mount:
@@ -71,7 +76,7 @@ def main() -> int:
         if not path or not os.path.isfile(path):
             print(f"rtsp_server: no such file for mount {name!r}: {path!r}", file=sys.stderr)
             return 2
-        mounts.add_factory("/" + name.strip("/"), _factory(os.path.abspath(path)))
+        mounts.add_factory("/" + name.strip("/"), _factory(os.path.abspath(path), args.shared))
 
     if server.attach(None) == 0:
         print(f"rtsp_server: cannot listen on {args.host}:{args.port}", file=sys.stderr)

@@ -74,8 +74,9 @@ def test_overload_is_shared_fairly_reported_and_measured(
         + [cam("calm", "highway", 1), cam("still", "still", 5, motion_gating=True)],
     }
     edge = Process(tmp_path, "edge", ["edge", "run"], cfg)
-    edge.start()
+    code = None
     try:
+        edge.start()
 
         def settled() -> dict | None:
             cams = {c["camera_id"]: c for c in hub.get("/api/v1/cameras")}
@@ -118,6 +119,7 @@ def test_overload_is_shared_fairly_reported_and_measured(
         assert re.search(r'edgewatch_camera_decoder\{camera="heavy0",decoder="h264 \(\w+\)"', text)
         assert metric(text, "edgewatch_engine_utilisation", model="yolox_nano") > 0.5
     finally:
-        assert edge.stop() == 0, edge.log_text()[-3000:]
+        code = edge.stop()
         hub.stop()
         rtsp.stop()
+    assert code == 0, edge.log_text()[-3000:]

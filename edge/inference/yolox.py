@@ -84,6 +84,9 @@ class YoloxDetector:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Idle intra-op threads would spin waiting for work, burning the CPU that decoding
+        # and the other cameras need; on a busy edge box they must sleep instead.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(path), sess_options=opts, providers=select_providers(providers)
         )

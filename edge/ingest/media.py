@@ -9,8 +9,17 @@ from pathlib import Path
 import av
 
 
-def make_test_video(src: Path, dst: Path, loops: int = 1, fps: int = 25, gop: int = 50) -> Path:
-    """Transcode ``src`` to H.264 (libx264, no B-frames) in MP4, repeated ``loops`` times.
+def make_test_video(
+    src: Path,
+    dst: Path,
+    loops: int = 1,
+    fps: int = 25,
+    gop: int = 50,
+    size: tuple[int, int] | None = None,
+    preset: str = "veryfast",
+) -> Path:
+    """Transcode ``src`` to H.264 (libx264, no B-frames) in MP4, repeated ``loops`` times,
+    optionally scaled to ``size`` (width, height).
 
     Written to a temporary name and renamed, so a half-written file is never used.
     Returns ``dst`` (kept as a cache when it already exists).
@@ -23,14 +32,15 @@ def make_test_video(src: Path, dst: Path, loops: int = 1, fps: int = 25, gop: in
     n = 0
     with av.open(str(tmp), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
-        stream.options = {"preset": "veryfast", "g": str(gop), "bf": "0", "crf": "26"}
+        stream.options = {"preset": preset, "g": str(gop), "bf": "0", "crf": "26"}
         for _ in range(loops):
             with av.open(str(src)) as inp:
                 for frame in inp.decode(video=0):
+                    w, h = size or (frame.width, frame.height)
                     if n == 0:
-                        stream.width, stream.height = frame.width, frame.height
+                        stream.width, stream.height = w, h
                         stream.pix_fmt = "yuv420p"
-                    f = frame.reformat(format="yuv420p")
+                    f = frame.reformat(width=w, height=h, format="yuv420p")
                     f.pts, f.time_base = n, Fraction(1, fps)
                     out.mux(stream.encode(f))
                     n += 1

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""How many cameras one edge box sustains, against a naive baseline, measured in one run.
+
+    python scripts/bench_edge.py            # full search, about 13 minutes on 2 cores
+    python scripts/bench_edge.py --quick    # a smoke check, about 4 minutes
+    python scripts/bench_edge.py --files    # read files at real-time pace instead of RTSP
+
+It generates H.264 test streams (1080p and 720p, 25 fps, GOP 50, from a real road video in
+the assets mirror), serves them over RTSP on loopback (GStreamer; 8 shared mounts per size,
+so cameras join running streams mid-GOP at different phases, as real cameras), and for each
+profile searches the largest number of cameras for which **every** camera meets its sampling
+rate (>= 90% of its samples) with capture-to-result lag under 2x its sample period:
+
+- ``flood``: 1 frame / 60 s of 1080p (decode policy ``snapshot``), YOLOX-Nano per sample;
+- ``fire``: 1 frame / 2 s of 1080p (``keyframes``), YOLOX-Nano 416;
+- ``traffic``: 10 frames / s of 720p (``all``: full decode, as tracking needs), YOLOX-Nano.
+
+The real edge worker (``edge.worker.EdgeWorker``, with MQTT to a real broker) runs each trial
+in a fresh process. The baseline, in the same run and on the same streams, is the typical
+script: one thread per camera, ``cv2.VideoCapture`` reading (decoding) every frame, and its
+own onnxruntime session called at the same sampling rate; it passes when every camera keeps
+up with the stream (>= 90% of 25 fps read; a live stream that is read slower only falls
+further behind) and gets its samples.
+
+Prints a table and writes ``bench_edge.json`` (``--json``):
+``{"profiles": {NAME: {"cameras", "baseline_cameras", "cpu_pct_per_camera",
+"rss_mb_per_camera", ...}}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MOUNTS_PER_SIZE = 8
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    size: tuple[int, int]
+    fps: float  # samples per second per camera
+    warmup_s: float
+    window_s: float
+    start: int  # first guess, ours
+    baseline_start: int
+    max_trials: int
+    baseline_window_s: float = 15.0
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.fps
+
+
+PROFILES = {
+    "flood": Profile("flood", (1920, 1080), 1 / 60, 12, 75, 200, 8, 2),
+    "fire": Profile("fire", (1920, 1080), 0.5, 10, 24, 32, 8, 5),
+    "traffic": Profile("traffic", (1280, 720), 10.0, 6, 15, 2, 2, 5),
+}
+QUICK = {
+    "flood": Profile("flood", (1920, 1080), 1 / 60, 8, 65, 60, 8, 1, 10),
+    "fire": Profile("fire", (1920, 1080), 0.5, 6, 12, 32, 8, 2, 10),
+    "traffic": Profile("traffic", (1280, 720), 10.0, 5, 10, 2, 2, 2, 10),
+}
+
+
+# -- trials (each in its own process) ------------------------------------------------------
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def trial_ours(spec: dict) -> dict:
+    from edge.config import EdgeConfig
+    from edge.worker import EdgeWorker
+    from edgewatch.logs import setup_logging
+
+    setup_logging("WARNING")
+    p = Profile(**{**spec["profile"], "size": tuple(spec["profile"]["size"])})
+    n = spec["n"]
+    cams = []
+    for i in range(n):
+        url = spec["urls"][i % len(spec["urls"])]
+        cams.append(
+            {
+                "id": f"cam{i:04d}",
+                "url": url,
+                "loop": True,
+                "reconnect": {"stall_timeout_s": 5.0, "open_timeout_s": 10.0},
+                "analytics": [{"type": "objects", "classes": ["car"], "fps": p.fps}],
+            }
+        )
+    cfg = EdgeConfig.model_validate(
+        {
+            "edge_id": "bench",
+            "site": "bench",
+            "mqtt": {"url": spec["broker"]},
+            "spool_dir": spec["spool"],
+            "models": {"dir": spec["models"], "threads": 2},
+            "status_interval_s": 10,
+            "snapshot_concurrency": 32,
+            "cameras": cams,
+        }
+    )
+    worker = EdgeWorker(cfg)
+    worker.start()
+    time.sleep(p.warmup_s)
+    t0, c0 = time.monotonic(), cpu_s()
+    before = {c.cfg.id: c.groups[0].analysed for c in worker.cameras}
+    time.sleep(p.window_s)
+    t1, c1 = time.monotonic(), cpu_s()
+    rss = rss_mb()
+    need = int(0.9 * p.window_s * p.fps) if p.window_s * p.fps >= 2 else 1
+    short, worst_lag, total = 0, 0.0, 0
+    for c in worker.cameras:
+        g = c.groups[0]
+        got = g.analysed - before[c.cfg.id]
+        total += got
+        short += got < need
+        lags = [lag for t, lag in g.lags if t0 <= t <= t1]
+        worst_lag = max([worst_lag, *lags])
+    policies = sorted({c.reader.stats().policy for c in worker.cameras})
+    worker.stop()
+    ok = short == 0 and worst_lag < 2 * p.period_s
+    return {
+        "n": n,
+        "ok": ok,
+        "cameras_short": short,
+        "samples_needed_each": need,
+        "samples": total,
+        "lag_max_s": round(worst_lag, 3),
+        "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1),
+        "rss_mb": round(rss, 1),
+        "policies": policies,
+    }
+
+
+def trial_baseline(spec: dict) -> dict:
+    """The typical script: a thread per camera, cv2 decoding every frame, a model each."""
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+    import cv2
+
+    from edge.inference.registry import Registry
+    from edge.inference.yolox import YoloxDetector
+
+    p = Profile(**{**spec["profile"], "size": tuple(spec["profile"]["size"])})
+    n = spec["n"]
+    reg = Registry(Path(spec["models"]))
+    stop = threading.Event()
+    measuring = threading.Event()
+    frames = [0] * n
+    samples = [0] * n
+    behind = [0.0] * n
+
+    def camera(i: int) -> None:
+        det = YoloxDetector(reg.spec("yolox_nano"), reg.resolve("yolox_nano"), threads=1)
+        url = spec["urls"][i % len(spec["urls"])]
+        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+        due = time.monotonic()
+        t_first = pos_first = None
+        while not stop.is_set():
+            ok, frame = cap.read()
+            if not ok:
+                cap.release()
+                time.sleep(0.5)
+                cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+                continue
+            now = time.monotonic()
+            if measuring.is_set():
+                frames[i] += 1
+                pos = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+                if t_first is None:
+                    t_first, pos_first = now, pos
+                behind[i] = max(behind[i], (now - t_first) - (pos - pos_first))
+            if now >= due:
+                det.detect(frame, min_score=0.4)
+                due = max(due + p.period_s, now)
+                if measuring.is_set():
+                    samples[i] += 1
+        cap.release()
+
+    threads = [threading.Thread(target=camera, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    time.sleep(5.0)
+    measuring.set()
+    t0, c0 = time.monotonic(), cpu_s()
+    time.sleep(p.baseline_window_s)
+    t1, c1 = time.monotonic(), cpu_s()
+    rss = rss_mb()
+    stop.set()
+    window = t1 - t0
+    need_frames = 0.9 * 25 * window
+    need_samples = int(0.9 * window * p.fps) if window * p.fps >= 2 else 0
+    short = sum(1 for i in range(n) if frames[i] < need_frames or samples[i] < need_samples)
+    return {
+        "n": n,
+        "ok": short == 0,
+        "cameras_short": short,
+        "read_fps_min": round(min(frames) / window, 1),
+        "behind_max_s": round(max(behind), 2),
+        "cpu_pct": round(100 * (c1 - c0) / window, 1),
+        "rss_mb": round(rss, 1),
+    }
+
+
+# -- the orchestrating process -------------------------------------------------------------
+
+
+def run_trial(kind: str, spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, f"--{kind}-trial", json.dumps(spec)]
+    try:
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"n": spec["n"], "ok": False, "error": f"trial exceeded {timeout:.0f}s"}
+    lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
+    if out.returncode != 0 or not lines:
+        tail = (out.stderr or out.stdout)[-800:]
+        return {"n": spec["n"], "ok": False, "error": f"exit {out.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def search(run, start: int, max_trials: int, deadline: float) -> tuple[dict | None, list[dict]]:  # type: ignore[no-untyped-def]
+    """Largest passing n: double from ``start`` until a failure, then bisect."""
+    best: dict | None = None
+    fail_n: int | None = None
+    n = start
+    trials: list[dict] = []
+    while len(trials) < max_trials and time.monotonic() < deadline:
+        r = run(n)
+        trials.append(r)
+        status = "ok  " if r["ok"] else "FAIL"
+        print(f"    n={n:<4} {status} {json.dumps({k: v for k, v in r.items() if k != 'n'})}")
+        if r["ok"]:
+            best = r
+            nxt = n * 2 if fail_n is None else (n + fail_n) // 2
+        else:
+            fail_n = n
+            lo = best["n"] if best else 0
+            nxt = (lo + n) // 2 if lo else max(1, n // 2)
+        lo = best["n"] if best else 0
+        if fail_n is not None and (fail_n - lo <= max(1, lo // 8) or nxt in (lo, fail_n)):
+            break
+        if nxt < 1:
+            break
+        n = nxt
+    return best, trials
+
+
+def prepare_media(work: Path, assets: Path) -> dict[str, Path]:
+    from edge.ingest.media import make_test_video
+
+    src = assets / "video" / "parking_lot_cars_768x432.mp4"
+    if not src.is_file():
+        sys.exit(f"bench: missing {src} (set EDGEWATCH_ASSETS to the assets mirror)")
+    out = {}
+    for name, size in (("1080p", (1920, 1080)), ("720p", (1280, 720))):
+        t = time.monotonic()
+        out[name] = make_test_video(
+            src, work / f"road_{name}.mp4", loops=8, gop=50, size=size, preset="superfast"
+        )
+        print(f"  media {name}: {out[name]} ({time.monotonic() - t:.0f}s)")
+    return out
+
+
+def start_broker(work: Path) -> tuple[subprocess.Popen, str]:
+    from edgewatch import procs
+    from edgewatch.broker import free_port
+
+    port = free_port()
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if Path(binary).exists():
+        conf = work / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+        proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    else:
+        proc = procs.spawn(
+            procs.edgewatch_cmd("broker", "run", "--port", str(port)), work / "broker.log"
+        )
+    if not procs.wait_port(port, timeout=15):
+        sys.exit("bench: the MQTT broker did not start")
+    return proc, f"mqtt://127.0.0.1:{port}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a few minutes, for smoke checks")
+    ap.add_argument("--files", action="store_true", help="read files instead of RTSP")
+    ap.add_argument("--json", type=Path, default=Path("bench_edge.json"))
+    ap.add_argument("--profiles", default="flood,fire,traffic")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--ours-trial", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline-trial", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.ours_trial:
+        print(json.dumps(trial_ours(json.loads(args.ours_trial))), flush=True)
+        os._exit(0)  # reader threads may sit in a socket read; the figures are out
+    if args.baseline_trial:
+        print(json.dumps(trial_baseline(json.loads(args.baseline_trial))), flush=True)
+        os._exit(0)
+
+    from edge.inference.registry import Registry, default_mirror
+    from edgewatch import procs
+    from edgewatch.broker import free_port
+
+    started = time.monotonic()
+    assets = Path(os.environ.get("EDGEWATCH_ASSETS", ROOT.parent / "shared" / "assets"))
+    work = ROOT / ".bench"
+    work.mkdir(exist_ok=True)
+    models = work / "models"
+    mirror = default_mirror() or assets / "models"
+    Registry(models).pull("yolox_nano", mirror=mirror)
+    media = prepare_media(work, assets)
+    broker, broker_url = start_broker(work)
+    rtsp = None
+    urls: dict[str, list[str]] = {}
+    try:
+        if args.files:
+            urls = {k: [str(v)] for k, v in media.items()}
+            transport = "files (real-time pace)"
+        else:
+            missing = procs.rtsp_server_available()
+            if missing:
+                sys.exit(f"bench: no RTSP server ({missing}); use --files")
+            port = free_port()
+            mounts = {f"{k}_{i}": v for k, v in media.items() for i in range(MOUNTS_PER_SIZE)}
+            rtsp = procs.start_rtsp_server(port, mounts, work / "rtsp.log", shared=True)
+            if not procs.wait_port(port, timeout=20):
+                sys.exit("bench: the RTSP server did not start")
+            urls = {
+                k: [f"rtsp://127.0.0.1:{port}/{k}_{i}" for i in range(MOUNTS_PER_SIZE)]
+                for k in media
+            }
+            transport = f"RTSP/TCP on loopback, {MOUNTS_PER_SIZE} shared mounts per size"
+        profiles = QUICK if args.quick else PROFILES
+        names = [n.strip() for n in args.profiles.split(",") if n.strip()]
+        budget = (5 if args.quick else 13.5) * 60 - (time.monotonic() - started)
+        per_profile = budget / len(names)
+        results: dict[str, dict] = {}
+        for name in names:
+            p = profiles[name]
+            res = "1080p" if p.size[1] == 1080 else "720p"
+            spec = {
+                "profile": {**p.__dict__},
+                "urls": urls[res],
+                "broker": broker_url,
+                "models": str(models),
+            }
+            t_profile = time.monotonic()
+            print(f"\n== {name}: {res}, {p.fps:.4g} samples/s per camera ({transport})")
+            print("  ours (edgewatch worker):")
+
+            def ours(n: int, spec: dict = spec, p: Profile = p) -> dict:
+                spool = tempfile.mkdtemp(dir=work)
+                try:
+                    return run_trial(
+                        "ours", {**spec, "n": n, "spool": spool}, p.warmup_s + p.window_s + 90
+                    )
+                finally:
+                    shutil.rmtree(spool, ignore_errors=True)
+
+            ours_share = 0.6 if not args.no_baseline else 1.0
+            best, trials = search(ours, p.start, p.max_trials, t_profile + per_profile * ours_share)
+            base_best, base_trials = None, []
+            if not args.no_baseline:
+                print("  baseline (thread per camera, cv2.VideoCapture, model per camera):")
+
+                def base(n: int, spec: dict = spec, p: Profile = p) -> dict:
+                    return run_trial("baseline", {**spec, "n": n}, p.baseline_window_s + 60)
+
+                base_best, base_trials = search(base, p.baseline_start, 4, t_profile + per_profile)
+            cams = best["n"] if best else 0
+            bcams = base_best["n"] if base_best else 0
+            results[name] = {
+                "cameras": cams,
+                "baseline_cameras": bcams,
+                "ratio": round(cams / bcams, 2) if bcams else None,
+                "cpu_pct_per_camera": round(best["cpu_pct"] / cams, 3) if best else None,
+                "rss_mb_per_camera": round(best["rss_mb"] / cams, 2) if best else None,
+                "lag_max_s": best["lag_max_s"] if best else None,
+                "baseline_cpu_pct_per_camera": (
+                    round(base_best["cpu_pct"] / bcams, 2) if base_best else None
+                ),
+                "baseline_rss_mb_per_camera": (
+                    round(base_best["rss_mb"] / bcams, 2) if base_best else None
+                ),
+                "search_exhausted": bool(best) and all(t["ok"] for t in trials),
+                "trials": trials,
+                "baseline_trials": base_trials,
+            }
+        doc = {
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            "transport": transport,
+            "quick": args.quick,
+            "seconds": round(time.monotonic() - started),
+            "profiles": results,
+        }
+        args.json.write_text(json.dumps(doc, indent=2))
+        print_table(doc)
+        print(f"\nwrote {args.json} in {doc['seconds']} s")
+        return 0
+    finally:
+        procs.stop(rtsp)
+        procs.stop(broker)
+
+
+def print_table(doc: dict) -> None:
+    print(f"\ncameras sustained on {doc['machine']['cpus']} CPUs ({doc['transport']})")
+    head = (
+        f"{'profile':<8} {'cameras':>8} {'baseline':>8} {'ratio':>6} "
+        f"{'cpu%/cam':>9} {'MB/cam':>7} {'lag max s':>9} {'base cpu%/cam':>13}"
+    )
+    print(head)
+    print("-" * len(head))
+    for name, r in doc["profiles"].items():
+        more = "+" if r["search_exhausted"] else ""
+        print(
+            f"{name:<8} {str(r['cameras']) + more:>8} {r['baseline_cameras']:>8} "
+            f"{r['ratio'] if r['ratio'] is not None else '-':>6} "
+            f"{r['cpu_pct_per_camera'] if r['cpu_pct_per_camera'] is not None else '-':>9} "
+            f"{r['rss_mb_per_camera'] if r['rss_mb_per_camera'] is not None else '-':>7} "
+            f"{r['lag_max_s'] if r['lag_max_s'] is not None else '-':>9} "
+            f"{r['baseline_cpu_pct_per_camera'] or '-':>13}"
+        )
+    print("(+ = every trial passed: the limit is higher than the search reached)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
