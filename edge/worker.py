@@ -115,6 +115,11 @@ class EdgeMetrics:
             registry=r,
         )
         self.broker_connected = Gauge("edgewatch_broker_connected", "1 when connected", registry=r)
+        self.heartbeat = Gauge(
+            "edgewatch_worker_heartbeat_timestamp_seconds",
+            "Unix time the worker's status loop last ran (health checks read it)",
+            registry=r,
+        )
 
 
 @dataclass
@@ -342,6 +347,7 @@ class EdgeWorker:
                     return
                 except Exception:  # one bad frame must not stop the camera
                     log.exception("analytics failed on a frame", extra={"camera": cam.cfg.id})
+            frame = None  # do not hold a decoded frame while waiting for the next sample
 
     def _run_group(self, cam: _Camera, g: _Group, frame: Frame, now: float) -> None:
         # Samples the analytics asked for but did not get since the last one (overload, or
@@ -443,6 +449,7 @@ class EdgeWorker:
 
     def _status_loop(self) -> None:
         while not self._stop.wait(1.0):
+            self.metrics.heartbeat.set_to_current_time()
             for cam in self.cameras:
                 self._send_status(cam)
             self.metrics.spool_messages.set(len(self.spool))

@@ -51,6 +51,34 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edge_health(args: argparse.Namespace) -> int:
+    """Ask a running worker (its /metrics) whether it is alive: exit 0 healthy, 1 not."""
+    import time
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(args.url, timeout=args.timeout) as r:
+            text = r.read().decode()
+    except OSError as exc:
+        print(f"unhealthy: worker not answering at {args.url}: {exc}")
+        return 1
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and " " in line:
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    beat = values.get("edgewatch_worker_heartbeat_timestamp_seconds")
+    if beat is None:
+        print("unhealthy: no heartbeat metric (is this an edgewatch worker?)")
+        return 1
+    age = time.time() - beat
+    if age > args.max_age:
+        print(f"unhealthy: the worker's status loop last ran {age:.0f}s ago")
+        return 1
+    print(f"healthy: heartbeat {age:.1f}s ago")
+    return 0
+
+
 # -- hub -------------------------------------------------------------------------------------
 
 
@@ -208,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     e_run = edge.add_parser("run", help="run one edge worker")
     e_run.add_argument("-c", "--config", required=True, help="edge config YAML")
     e_run.set_defaults(func=cmd_edge_run)
+    e_health = edge.add_parser(
+        "health", help="ask a running worker whether it is alive (for container health checks)"
+    )
+    e_health.add_argument("--url", default="http://127.0.0.1:9108/metrics")
+    e_health.add_argument("--max-age", type=float, default=20.0, help="seconds")
+    e_health.add_argument("--timeout", type=float, default=5.0)
+    e_health.set_defaults(func=cmd_edge_health)
 
     hub = sub.add_parser("hub", help="the central hub").add_subparsers(dest="sub", required=True)
     h_run = hub.add_parser("run", help="run the hub (MQTT consumer + HTTP API)")

@@ -142,7 +142,7 @@ def trial_ours(spec: dict) -> dict:
         lags = [lag for t, lag in g.lags if t0 <= t <= t1]
         worst_lag = max([worst_lag, *lags])
     policies = sorted({c.reader.stats().policy for c in worker.cameras})
-    worker.stop()
+    # No worker.stop(): the caller prints the figures and ends the process at once.
     ok = short == 0 and worst_lag < 2 * p.period_s
     return {
         "n": n,
@@ -229,19 +229,38 @@ def trial_baseline(spec: dict) -> dict:
 # -- the orchestrating process -------------------------------------------------------------
 
 
+SERVER_PID: int | None = None  # the RTSP server, whose CPU is reported beside each trial
+
+
+def proc_cpu_s(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run_trial(kind: str, spec: dict, timeout: float) -> dict:
     cmd = [sys.executable, __file__, f"--{kind}-trial", json.dumps(spec)]
+    s0, t0 = proc_cpu_s(SERVER_PID), time.monotonic()
     try:
         out = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
         )
     except subprocess.TimeoutExpired:
         return {"n": spec["n"], "ok": False, "error": f"trial exceeded {timeout:.0f}s"}
+    s1, t1 = proc_cpu_s(SERVER_PID), time.monotonic()
     lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
     if out.returncode != 0 or not lines:
         tail = (out.stderr or out.stdout)[-800:]
         return {"n": spec["n"], "ok": False, "error": f"exit {out.returncode}: {tail}"}
-    return json.loads(lines[-1])
+    result = json.loads(lines[-1])
+    if s0 is not None and s1 is not None:
+        # averaged over the whole trial (start-up included): the stream source's cost
+        result["rtsp_server_cpu_pct"] = round(100 * (s1 - s0) / (t1 - t0), 1)
+    return result
 
 
 def search(run, start: int, max_trials: int, deadline: float) -> tuple[dict | None, list[dict]]:  # type: ignore[no-untyped-def]
@@ -351,6 +370,8 @@ def main() -> int:
             port = free_port()
             mounts = {f"{k}_{i}": v for k, v in media.items() for i in range(MOUNTS_PER_SIZE)}
             rtsp = procs.start_rtsp_server(port, mounts, work / "rtsp.log", shared=True)
+            global SERVER_PID
+            SERVER_PID = rtsp.pid
             if not procs.wait_port(port, timeout=20):
                 sys.exit("bench: the RTSP server did not start")
             urls = {

@@ -6,6 +6,7 @@ Real parts: GStreamer RTSP server, mosquitto, the hub and the edge worker as pro
 from __future__ import annotations
 
 import re
+import subprocess
 import urllib.request
 from fractions import Fraction
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
+from edgewatch import procs
 from edgewatch.broker import free_port
 from tests.helpers import Hub, Mosquitto, Process, RtspServer, wait_for
 
@@ -118,8 +120,20 @@ def test_overload_is_shared_fairly_reported_and_measured(
         assert metric(text, "edgewatch_camera_stream_faults", camera=h0, fault="stalls") == 0
         assert re.search(r'edgewatch_camera_decoder\{camera="heavy0",decoder="h264 \(\w+\)"', text)
         assert metric(text, "edgewatch_engine_utilisation", model="yolox_nano") > 0.5
+        # The container health check asks the worker itself.
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        health = subprocess.run(
+            [*procs.edgewatch_cmd("edge", "health", "--url", url)], capture_output=True, text=True
+        )
+        assert health.returncode == 0 and "healthy" in health.stdout, health
     finally:
         code = edge.stop()
         hub.stop()
         rtsp.stop()
     assert code == 0, edge.log_text()[-3000:]
+    health = subprocess.run(
+        [*procs.edgewatch_cmd("edge", "health", "--url", url, "--timeout", "2")],
+        capture_output=True,
+        text=True,
+    )
+    assert health.returncode == 1 and "not answering" in health.stdout, health

@@ -183,6 +183,10 @@ class CameraReader:
     # -- public ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.policy == "snapshot":
+            # Spread the cameras over the period so they do not all connect (and ask the
+            # model) at the same moment every period.
+            self._next_due = time.monotonic() + self._rng.uniform(0, min(self.period_s / 2, 30))
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -205,6 +209,10 @@ class CameraReader:
             if frame is None or frame.index <= after_index:
                 return None
             self._taken_index = frame.index
+            if self.policy != "all":
+                # Sampled policies: the consumer owns it now. Holding a decoded 1080p frame
+                # (3 MB) per idle camera would dominate memory on a box with hundreds.
+                self._latest = None
             return frame
 
     def liveness_window_s(self) -> float:
