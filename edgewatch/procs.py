@@ -49,11 +49,13 @@ def rtsp_server_available() -> str | None:
 
 
 def start_rtsp_server(
-    port: int, mounts: dict[str, Path], log: Path, shared: bool = False
+    port: int, mounts: dict[str, Path], log: Path, shared: bool = False, copies: int = 0
 ) -> subprocess.Popen:
     args = [SYSTEM_PYTHON, str(RTSP_SCRIPT), "--port", str(port)]
     if shared:
         args.append("--shared")
+    if copies:
+        args += ["--copies", str(copies)]
     for name, path in mounts.items():
         args += ["--mount", f"{name}={path}"]
     return spawn(args, log)

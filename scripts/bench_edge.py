@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MOUNTS_PER_SIZE = 8
+GENERATIONS = 40  # copies of the mounts: one fresh set per trial
+GENERATION = -1
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,12 @@ def proc_cpu_s(pid: int | None) -> float | None:
 
 
 def run_trial(kind: str, spec: dict, timeout: float) -> dict:
+    global GENERATION
+    if spec["urls"][0].startswith("rtsp://"):
+        # A fresh copy of the shared mounts for every trial: its streams start when the
+        # trial's first camera connects, and no trial sees one that an earlier one ended.
+        GENERATION = (GENERATION + 1) % GENERATIONS
+        spec = {**spec, "urls": [f"{u}.{GENERATION}" for u in spec["urls"]]}
     cmd = [sys.executable, __file__, f"--{kind}-trial", json.dumps(spec)]
     s0, t0 = proc_cpu_s(SERVER_PID), time.monotonic()
     try:
@@ -369,15 +377,15 @@ def main() -> int:
                 sys.exit(f"bench: no RTSP server ({missing}); use --files")
             port = free_port()
             mounts = {f"{k}_{i}": v for k, v in media.items() for i in range(MOUNTS_PER_SIZE)}
-            rtsp = procs.start_rtsp_server(port, mounts, work / "rtsp.log", shared=True)
+            rtsp = procs.start_rtsp_server(
+                port, mounts, work / "rtsp.log", shared=True, copies=GENERATIONS
+            )
             global SERVER_PID
             SERVER_PID = rtsp.pid
             if not procs.wait_port(port, timeout=20):
                 sys.exit("bench: the RTSP server did not start")
-            urls = {
-                k: [f"rtsp://127.0.0.1:{port}/{k}_{i}" for i in range(MOUNTS_PER_SIZE)]
-                for k in media
-            }
+            base = f"rtsp://127.0.0.1:{port}"
+            urls = {k: [f"{base}/{k}_{i}" for i in range(MOUNTS_PER_SIZE)] for k in media}
             transport = f"RTSP/TCP on loopback, {MOUNTS_PER_SIZE} shared mounts per size"
         profiles = QUICK if args.quick else PROFILES
         names = [n.strip() for n in args.profiles.split(",") if n.strip()]

@@ -62,6 +62,13 @@ def main() -> int:
     parser.add_argument(
         "--shared", action="store_true", help="clients of a mount share one running stream"
     )
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also serve each mount as NAME.0 .. NAME.N-1 (fresh shared streams on demand)",
+    )
     args = parser.parse_args()
     if not args.mount:
         parser.error("at least one --mount NAME=FILE is needed")
@@ -76,7 +83,9 @@ def main() -> int:
         if not path or not os.path.isfile(path):
             print(f"rtsp_server: no such file for mount {name!r}: {path!r}", file=sys.stderr)
             return 2
-        mounts.add_factory("/" + name.strip("/"), _factory(os.path.abspath(path), args.shared))
+        names = [name.strip("/")] + [f"{name.strip('/')}.{j}" for j in range(args.copies)]
+        for mount in names:
+            mounts.add_factory("/" + mount, _factory(os.path.abspath(path), args.shared))
 
     if server.attach(None) == 0:
         print(f"rtsp_server: cannot listen on {args.host}:{args.port}", file=sys.stderr)
