@@ -327,10 +327,11 @@ class EdgeWorker:
     def _analyse(self, cam: _Camera) -> None:
         if not cam.groups:
             return
+        sampled = cam.reader.policy != "all"
         while not self._stop.is_set():
             now = time.monotonic()
             wait = min(g.next_due for g in cam.groups) - now
-            if wait > 0:
+            if wait > 0 and not sampled:
                 # Not due yet: let the reader replace frames meanwhile (latest-frame semantics).
                 if self._stop.wait(wait):
                     return
@@ -339,10 +340,16 @@ class EdgeWorker:
                 continue
             cam.last_index = frame.index
             now = time.monotonic()
-            due = [g for g in cam.groups if now >= g.next_due]
+            # A sampling reader (keyframes, snapshot) already decodes only when a sample is
+            # due: analyse what it hands over at once, or its lag grows by the misalignment
+            # of two clocks. Half a reader period of tolerance for slower groups.
+            # Sampled frames are scheduled on their capture time (the reader's clock).
+            ref = frame.mono if sampled else now
+            slack = cam.reader.period_s / 2 if sampled else 0.0
+            due = [g for g in cam.groups if ref + slack >= g.next_due]
             for g in due:
                 try:
-                    self._run_group(cam, g, frame, now)
+                    self._run_group(cam, g, frame, ref)
                 except EngineStopped:
                     return
                 except Exception:  # one bad frame must not stop the camera
