@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from central.api import cameras, events, health
+from central.api import cameras, events, health, hotspots
 from central.config import HubConfig
+from central.hotspots import load_hotspots
 from central.ingest import Ingestor, MqttConsumer
 from central.metrics import HubMetrics
 from central.storage.db import make_engine, migrate, session_factory
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
+    hotspot_list = load_hotspots(cfg.hotspots_file) if cfg.hotspots_file else []
     engine = make_engine(cfg.database_url)
     migrate(engine)
     sessions = session_factory(engine)
@@ -56,6 +58,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.metrics = metrics
     app.state.ingestor = ingestor
     app.state.consumer = consumer
-    for module in (events, cameras, health):
+    app.state.hotspots = hotspot_list
+    for module in (events, cameras, health, hotspots):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -35,6 +36,9 @@ class HubConfig(_Strict):
     )
     http: HttpSettings = Field(default_factory=HttpSettings)
     limits: Limits = Field(default_factory=Limits)
+    hotspots_file: Path | None = Field(
+        None, description="GeoJSON of the flood hotspots served at /api/v1/hotspots"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")

@@ -18,15 +18,22 @@ from typing import Literal
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.config import HubConfig
 from central.metrics import HubMetrics
 from central.storage.db import as_utc
-from central.storage.models import CameraRow, EdgeRow, EventRow, SnapshotRow
+from central.storage.models import (
+    CameraRow,
+    EdgeRow,
+    EventRow,
+    HotspotReadingRow,
+    SnapshotRow,
+)
 from edgewatch import contract
-from edgewatch.contract import CameraStatus, EventMessage
+from edgewatch.contract import CameraStatus, EventMessage, HotspotReading
 from edgewatch.mqtt import connect_properties, make_client
 
 log = logging.getLogger(__name__)
@@ -79,6 +86,8 @@ class Ingestor:
                     outcome = self._snapshot(session, parsed, payload)
                 elif parsed.kind == "camera_status":
                     outcome = self._camera(session, parsed, payload)
+                elif parsed.kind == "hotspot":
+                    outcome = self._hotspot(session, parsed, payload)
                 else:
                     outcome = self._edge(session, parsed, payload)
         except Rejected as exc:
@@ -201,6 +210,40 @@ class Ingestor:
             return "duplicate"  # an older status arriving late
         for k, v in values.items():
             setattr(row, k, v)
+        return "stored"
+
+    def _hotspot(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
+        doc = _json(payload, self.limits.max_status_bytes)
+        try:
+            msg = HotspotReading.model_validate(doc)
+        except ValidationError as exc:
+            raise _schema_error(exc) from None
+        if msg.hotspot_id != topic.hotspot_id:
+            raise Rejected("schema", "hotspot_id in payload differs from the topic")
+        exists = session.execute(
+            select(HotspotReadingRow.id).where(
+                HotspotReadingRow.hotspot_id == msg.hotspot_id,
+                HotspotReadingRow.time == msg.time,
+            )
+        ).first()
+        if exists is not None:
+            return "duplicate"  # a replay (retained copy, redelivery)
+        session.add(
+            HotspotReadingRow(
+                hotspot_id=msg.hotspot_id,
+                time=msg.time,
+                site=topic.site,
+                edge_id=topic.edge_id,
+                camera_id=msg.camera_id,
+                state=msg.state,
+                level_state=msg.level_state,
+                level_cm=msg.level_cm,
+                reason=msg.reason,
+                period_s=msg.period_s,
+                doc=msg.model_dump(mode="json", exclude_none=True),
+                received_at=_now(),
+            )
+        )
         return "stored"
 
     def _edge(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:

@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from edge.analytics.flood import FloodOutput, FloodRule
 from edge.analytics.objects import ObjectsRule, Transition
-from edge.config import CameraConfig, EdgeConfig, ObjectsAnalytic
+from edge.config import CameraConfig, EdgeConfig, FloodAnalytic, ObjectsAnalytic
 from edge.events.messages import EventEncoder
 from edge.events.snapshot import render_snapshot
 from edge.inference.detections import Detections
@@ -171,10 +172,21 @@ class _Group:
 
 
 @dataclass
+class _Flood:
+    """A flood analytic on one camera: no model, one reading per period."""
+
+    cfg: FloodAnalytic
+    rule: FloodRule
+    next_due: float = 0.0
+    last_reading: float = 0.0  # monotonic time of the last reading sent (frame or not)
+
+
+@dataclass
 class _Camera:
     cfg: CameraConfig
     reader: CameraReader
     groups: list[_Group]
+    floods: list[_Flood] = field(default_factory=list)
     thread: threading.Thread | None = None
     last_state: str | None = None
     last_status_sent: float = 0.0
@@ -197,7 +209,11 @@ class EdgeWorker:
                 if not cam.enabled:
                     continue
                 groups: dict[str, _Group] = {}
+                floods: list[_Flood] = []
                 for a in cam.analytics:
+                    if isinstance(a, FloodAnalytic):
+                        floods.append(_Flood(a, FloodRule(a), last_reading=time.monotonic()))
+                        continue
                     engine = self._engine(registry, a.model)
                     rule = ObjectsRule(a, engine.detector.class_names)  # type: ignore[attr-defined]
                     g = groups.get(a.model)
@@ -222,9 +238,9 @@ class EdgeWorker:
                     g.stream = f"{cam.id}/{g.model}"
                     g.effective_period_s = g.period_s
                     g.engine.register(g.stream, 1.0 / g.period_s, g.weight)
-                period = min((g.period_s for g in groups.values()), default=1.0)
-                reader = CameraReader(cam, period_s=period)
-                self.cameras.append(_Camera(cam, reader, list(groups.values())))
+                periods = [g.period_s for g in groups.values()] + [f.cfg.period_s for f in floods]
+                reader = CameraReader(cam, period_s=min(periods, default=1.0))
+                self.cameras.append(_Camera(cam, reader, list(groups.values()), floods))
         except Exception:
             for engine in self.engines.values():
                 engine.stop()
@@ -299,6 +315,8 @@ class EdgeWorker:
             for g in cam.groups:
                 for a in g.analytics:
                     self._emit(cam, a, a.rule.close(now), frame=None)
+            for f in cam.floods:
+                self._emit(cam, _Analytic(f.cfg, f.rule), f.rule.close(now), frame=None)  # type: ignore[arg-type]
             self._send_status(cam, force_state="offline")
         self._status_thread.join(timeout=5)
         t_status = time.monotonic()
@@ -325,12 +343,12 @@ class EdgeWorker:
     # -- per camera ------------------------------------------------------------------------
 
     def _analyse(self, cam: _Camera) -> None:
-        if not cam.groups:
+        if not cam.groups and not cam.floods:
             return
         sampled = cam.reader.policy != "all"
         while not self._stop.is_set():
             now = time.monotonic()
-            wait = min(g.next_due for g in cam.groups) - now
+            wait = min([g.next_due for g in cam.groups] + [f.next_due for f in cam.floods]) - now
             if wait > 0 and not sampled:
                 # Not due yet: let the reader replace frames meanwhile (latest-frame semantics).
                 if self._stop.wait(wait):
@@ -354,6 +372,14 @@ class EdgeWorker:
                     return
                 except Exception:  # one bad frame must not stop the camera
                     log.exception("analytics failed on a frame", extra={"camera": cam.cfg.id})
+            for f in cam.floods:
+                if ref + slack >= f.next_due:
+                    f.next_due = max(f.next_due + f.cfg.period_s, ref + f.cfg.period_s / 2)
+                    try:
+                        out = f.rule.update(frame.bgr(), frame.time)
+                        self._flood_out(cam, f, out, frame.bgr())
+                    except Exception:
+                        log.exception("flood analytic failed", extra={"camera": cam.cfg.id})
             frame = None  # do not hold a decoded frame while waiting for the next sample
 
     def _run_group(self, cam: _Camera, g: _Group, frame: Frame, now: float) -> None:
@@ -435,7 +461,7 @@ class EdgeWorker:
                 kind=a.rule.kind,
                 analytic=a.cfg.name,
                 camera_id=cam.cfg.id,
-                zone=a.cfg.zone_name,
+                zone=a.cfg.zone_name if isinstance(a.cfg, ObjectsAnalytic) else a.rule.zone,  # type: ignore[attr-defined]
                 location=cam.cfg.location,
                 jpeg=jpeg,
             )
@@ -452,6 +478,48 @@ class EdgeWorker:
                 },
             )
 
+    def _flood_out(self, cam: _Camera, f: _Flood, out: FloodOutput, image) -> None:  # type: ignore[no-untyped-def]
+        """Publish a flood reading (retained, every one kept) and its events."""
+        f.last_reading = time.monotonic()
+        r = out.reading
+        msg = contract.HotspotReading(
+            hotspot_id=f.cfg.hotspot,
+            camera_id=cam.cfg.id,
+            analytic=f.cfg.name,
+            setup=f.cfg.setup,
+            time=r.time,
+            state=r.state,
+            level_state=r.level_state,
+            level_cm=None if r.level_cm is None else round(r.level_cm, 1),
+            raw_cm=None if r.raw_cm is None else round(r.raw_cm, 1),
+            reason=r.reason,
+            trend_cm_per_h=r.trend_cm_per_h,
+            next_level=r.next_level,
+            eta_s=r.eta_s,
+            confidence=r.confidence,
+            cover=r.cover,
+            depth_class=r.depth_class,
+            period_s=f.cfg.period_s,
+            levels=[contract.LevelRef(name=lv.name, level_cm=lv.level_cm) for lv in f.rule.levels],
+        )
+        topic = contract.hotspot_topic(self.cfg.site, self.cfg.edge_id, f.cfg.hotspot)
+        self.publisher.send(
+            Message(topic, msg.model_dump_json(exclude_none=True).encode(), "reading", retain=True)
+        )
+        if r.state == "unknown":
+            log.info(
+                "flood reading unknown",
+                extra={"camera": cam.cfg.id, "hotspot": f.cfg.hotspot, "reason": r.reason},
+            )
+        self._emit(cam, _Analytic(f.cfg, f.rule), out.transitions, frame=image)  # type: ignore[arg-type]
+
+    def _check_floods(self, cam: _Camera) -> None:
+        """A dead or silent stream still gets a reading: unknown, no_frames."""
+        now = time.monotonic()
+        for f in cam.floods:
+            if now - f.last_reading >= 3 * f.cfg.period_s:
+                self._flood_out(cam, f, f.rule.missing(contract.utcnow()), None)
+
     # -- status ----------------------------------------------------------------------------
 
     def _status_loop(self) -> None:
@@ -459,6 +527,8 @@ class EdgeWorker:
             self.metrics.heartbeat.set_to_current_time()
             for cam in self.cameras:
                 self._send_status(cam)
+                if cam.floods:
+                    self._check_floods(cam)
             self.metrics.spool_messages.set(len(self.spool))
             self.metrics.spool_bytes.set(self.spool.bytes)
             for kind, n in self.spool.dropped.items():

@@ -93,8 +93,12 @@ def cmd_hub_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from central.app import create_app
+    from central.hotspots import HotspotFileError
 
-    app = create_app(cfg)
+    try:
+        app = create_app(cfg)
+    except HotspotFileError as exc:
+        return _die([f"{args.config}: hotspots_file: {exc}"])
     uvicorn.run(
         app,
         host=args.host or cfg.http.host,
@@ -144,6 +148,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             problems = []
             for i, cam in enumerate(cfg.cameras):
                 for j, a in enumerate(cam.analytics):
+                    if a.type == "flood":
+                        if a.reference_image and not Path(a.reference_image).is_file():
+                            problems.append(
+                                f"cameras.{i}.analytics.{j}.reference_image: "
+                                f"{a.reference_image} does not exist"
+                            )
+                        continue
                     try:
                         spec = registry.spec(a.model)
                     except ModelError as exc:
@@ -158,6 +169,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             problems = [f"models.manifest: {exc}"]
         if problems:
             return _die([f"{args.file}: {p}" for p in problems])
+    elif getattr(cfg, "hotspots_file", None):
+        from central.hotspots import HotspotFileError, load_hotspots
+
+        try:
+            load_hotspots(cfg.hotspots_file)  # type: ignore[attr-defined]
+        except HotspotFileError as exc:
+            return _die([f"{args.file}: hotspots_file: {exc}"])
     print(f"{args.file}: ok ({kind} config)")
     return 0
 

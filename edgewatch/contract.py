@@ -109,6 +109,40 @@ class CameraStatus(_Payload):
     degraded_reason: str | None = Field(None, max_length=200)
 
 
+class LevelRef(_Payload):
+    name: str = Field(pattern=ID_PATTERN)
+    level_cm: float
+
+
+class HotspotReading(_Payload):
+    """Retained on ``.../hotspots/{hotspot_id}/reading``: the latest flood reading.
+
+    ``state`` is ``unknown`` (with ``reason``) when the image could not be trusted;
+    ``level_state`` is the alarm state, kept through unknown readings. Every reading is
+    sent (not only the latest), so the hub keeps the series for charts.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    hotspot_id: str = Field(pattern=ID_PATTERN)
+    camera_id: str = Field(pattern=ID_PATTERN)
+    analytic: str = Field(pattern=ID_PATTERN)
+    setup: Literal["gauge", "virtual_gauge", "road_cover"]
+    time: AwareDatetime = Field(description="capture time of the frame read")
+    state: str = Field(pattern=ID_PATTERN, description="unknown, normal or a level name")
+    level_state: str = Field(pattern=ID_PATTERN, description="alarm state: normal or a level")
+    level_cm: float | None = Field(None, description="smoothed level (road_cover: depth)")
+    raw_cm: float | None = None
+    reason: str | None = Field(None, max_length=64, description="why unknown")
+    trend_cm_per_h: float | None = None
+    next_level: str | None = Field(None, max_length=64)
+    eta_s: float | None = Field(None, ge=0, description="estimated time to the next level")
+    confidence: float | None = Field(None, ge=0, le=1)
+    cover: float | None = Field(None, ge=0, le=1, description="road_cover: covered share")
+    depth_class: str | None = Field(None, max_length=32)
+    period_s: float = Field(gt=0, description="seconds between readings")
+    levels: list[LevelRef] = Field(default_factory=list)
+
+
 # -- topics ------------------------------------------------------------------------------
 
 
@@ -128,16 +162,21 @@ def snapshot_topic(site: str, edge_id: str, event_id: UUID | str) -> str:
     return f"{ROOT}/{site}/{edge_id}/events/{event_id}/snapshot"
 
 
+def hotspot_topic(site: str, edge_id: str, hotspot_id: str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/hotspots/{hotspot_id}/reading"
+
+
 SUBSCRIPTION = f"{ROOT}/#"
 
 
 @dataclass(frozen=True)
 class Topic:
-    kind: Literal["edge_status", "camera_status", "event", "snapshot"]
+    kind: Literal["edge_status", "camera_status", "event", "snapshot", "hotspot"]
     site: str
     edge_id: str
     camera_id: str | None = None
     event_id: UUID | None = None
+    hotspot_id: str | None = None
 
 
 def parse_topic(topic: str) -> Topic | None:
@@ -155,6 +194,8 @@ def parse_topic(topic: str) -> Topic | None:
         return Topic("event", site, edge_id)
     if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status" and _ID.match(rest[1]):
         return Topic("camera_status", site, edge_id, camera_id=rest[1])
+    if len(rest) == 3 and rest[0] == "hotspots" and rest[2] == "reading" and _ID.match(rest[1]):
+        return Topic("hotspot", site, edge_id, hotspot_id=rest[1])
     if len(rest) == 3 and rest[0] == "events" and rest[2] == "snapshot":
         try:
             return Topic("snapshot", site, edge_id, event_id=UUID(rest[1]))
@@ -168,4 +209,5 @@ def json_schemas() -> dict[str, dict]:
     return {
         "event": EventMessage.model_json_schema(),
         "camera_status": CameraStatus.model_json_schema(),
+        "hotspot_reading": HotspotReading.model_json_schema(),
     }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(mosquitto gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

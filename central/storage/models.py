@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, DateTime, Float, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -75,3 +75,24 @@ class EdgeRow(Base):
     edge_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(String(16))  # online / offline
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HotspotReadingRow(Base):
+    """Every flood reading received: the series behind the hotspot charts."""
+
+    __tablename__ = "hotspot_readings"
+    __table_args__ = (UniqueConstraint("hotspot_id", "time", name="uq_hotspot_reading_time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hotspot_id: Mapped[str] = mapped_column(String(64), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    site: Mapped[str] = mapped_column(String(64))
+    edge_id: Mapped[str] = mapped_column(String(64))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(64))
+    level_state: Mapped[str] = mapped_column(String(64))
+    level_cm: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    period_s: Mapped[float] = mapped_column(Float)
+    doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -31,6 +31,8 @@ class Transition:
     box_px: tuple[int, int, int, int]
     end_time: datetime | None = None
     snapshot: bool = False  # this message comes with a new snapshot of the frame
+    kind: str | None = None  # overrides the rule's kind (e.g. flood_unknown)
+    attributes: dict[str, str | int | float | bool | None] = field(default_factory=dict)
 
 
 @dataclass

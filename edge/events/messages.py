@@ -44,7 +44,7 @@ class EventEncoder:
             id=t.event_id,
             type=t.type,
             seq=t.seq,
-            kind=kind,
+            kind=t.kind or kind,
             analytic=analytic,
             label=t.label,
             site=self.site,
@@ -58,6 +58,7 @@ class EventEncoder:
             zone=zone,
             location=location,
             snapshot=snap,
+            attributes=dict(t.attributes),
         )
         out.append(
             Message(

@@ -8,7 +8,8 @@ The spool is bounded (``max_bytes``). When a new message would pass the bound, t
 drop policy makes room in this order, oldest first within each class:
 1. snapshots (evidence is worth less than the alert it belongs to),
 2. status messages (a newer one supersedes them),
-3. events.
+3. readings (flood levels: each is kept for the hub's series, but worth less than alerts),
+4. events.
 Every dropped message is counted by kind (``dropped``) and logged.
 Retained status messages are coalesced: a new status replaces the queued ones of
 the same topic, so a long outage does not fill the spool with stale states.
@@ -27,8 +28,8 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["event", "snapshot", "status"]
-DROP_ORDER: tuple[Kind, ...] = ("snapshot", "status", "event")
+Kind = Literal["event", "snapshot", "status", "reading"]
+DROP_ORDER: tuple[Kind, ...] = ("snapshot", "status", "reading", "event")
 
 
 @dataclass(frozen=True)

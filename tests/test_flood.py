@@ -1,0 +1,385 @@
+"""The flood analytic, its state machine, the public hotspot API and page.
+
+Unit tests run on rendered scenes with known truth (tests/flood_scenes.py); the last test
+runs the whole path on real parts: an edge worker reading a rendered gauge video, a real
+mosquitto, the hub process, the public API (ETag/304) and the page in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import av
+import pytest
+from fastapi.testclient import TestClient
+
+from central.app import create_app
+from central.config import HubConfig
+from central.hotspots import HotspotFileError, load_hotspots
+from edge.analytics.flood import FloodRule, LevelStateMachine
+from edge.config import FloodAnalytic, FloodLevel
+from edgewatch import contract
+from tests import flood_scenes as fs
+from tests.helpers import Hub, Mosquitto, Process, wait_for
+
+T0 = datetime(2026, 10, 15, tzinfo=UTC)
+ARTIFACTS = Path(os.environ.get("EDGEWATCH_TEST_ARTIFACTS", "test-artifacts"))
+LEVELS = [FloodLevel(name="I", level_cm=100), FloodLevel(name="II", level_cm=200)]
+
+
+def rule_for(setup: str, **over: object) -> FloodRule:
+    return FloodRule(FloodAnalytic.model_validate(fs.analytic_config(setup, **over)))
+
+
+def run(rule: FloodRule, setup: str, levels: list[float], cond: str = "day", bad: bool = False):  # type: ignore[no-untyped-def]
+    scene = fs.Scene(setup, seed=3)
+    outs = []
+    for i, lv in enumerate(levels):
+        img = scene.render(lv, cond, i, bad)
+        outs.append(rule.update(img, T0 + timedelta(minutes=i)))
+    return outs
+
+
+# -- set-ups -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setup", ["gauge", "virtual_gauge"])
+def test_line_setups_read_the_level_in_centimetres(setup: str) -> None:
+    truth = [120.0 + 2 * i for i in range(12)]
+    outs = run(rule_for(setup), setup, truth)
+    errors = [abs(o.reading.raw_cm - t) for o, t in zip(outs, truth, strict=True)]  # type: ignore[operator]
+    assert max(errors) < 6, errors
+    assert all(o.reading.state == "I" for o in outs[2:])  # 100 cm passed, 200 cm not
+
+
+def test_road_cover_gives_cover_and_depth_class() -> None:
+    rule = rule_for("road_cover")
+    outs = run(rule, "road_cover", [0, 0, 0, 30, 30, 30, 70, 70, 70])
+    assert outs[2].reading.depth_class == "dry" and outs[2].reading.cover < 0.05  # type: ignore[operator]
+    assert outs[5].reading.depth_class == "ankle" and outs[5].reading.cover > 0.9  # type: ignore[operator]
+    assert outs[5].reading.raw_cm == 25  # the 25 cm mark is under water, 40 cm is not
+    assert outs[8].reading.depth_class == "impassable"
+    assert outs[8].reading.state == "impassable"
+
+
+@pytest.mark.parametrize(
+    ("cond", "reason"),
+    [
+        ("droplets", "lens_obstructed"),
+        ("glare", "glare"),
+        ("moved", "camera_moved"),
+        ("night", "too_dark"),  # the lights-out frames
+    ],
+)
+def test_unusable_frames_are_unknown_and_keep_the_alarm(cond: str, reason: str) -> None:
+    rule = rule_for("gauge")
+    good = run(rule, "gauge", [230.0] * 4)
+    assert good[-1].reading.state == "II"
+    scene = fs.Scene("gauge", seed=3)
+    for i in range(3):
+        out = rule.update(scene.render(230.0, cond, 10 + i, True), T0 + timedelta(minutes=10 + i))
+        r = out.reading
+        assert r.state == "unknown" and r.reason == reason
+        assert r.level_state == "II" and r.level_cm is None  # alarm kept, no level claimed
+    # the second unknown in a row raised a flood_unknown event
+    back = rule.update(scene.render(230.0, "day", 20, False), T0 + timedelta(minutes=20))
+    assert back.reading.state == "II"
+    assert [(t.kind, t.type) for t in back.transitions] == [("flood_unknown", "end")]
+
+
+def test_a_frozen_stream_is_unknown() -> None:
+    rule = rule_for("gauge")
+    img = fs.Scene("gauge", seed=3).render(150.0, "day", 0, False)
+    states = [rule.update(img, T0 + timedelta(minutes=i)).reading for i in range(4)]
+    assert states[0].state == "I"
+    assert states[-1].state == "unknown" and states[-1].reason == "frozen"
+
+
+def test_missing_reference_image_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="reference_image"):
+        rule_for("gauge", reference_image=str(tmp_path / "nope.png"))
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ValueError, match="points needs two or more"):
+        FloodAnalytic.model_validate({**fs.analytic_config("gauge"), "points": []})
+    with pytest.raises(ValueError, match="strictly ascending"):
+        FloodAnalytic.model_validate(
+            {
+                **fs.analytic_config("gauge"),
+                "levels": [{"name": "I", "level_cm": 200}, {"name": "II", "level_cm": 100}],
+            }  # fmt: skip
+        )
+
+
+# -- state machine -------------------------------------------------------------------------
+
+
+def feed(m: LevelStateMachine, values: list[float | None], start: int = 0):  # type: ignore[no-untyped-def]
+    out = []
+    for i, v in enumerate(values):
+        out.append(m.update(T0 + timedelta(minutes=start + i), v, None if v is not None else "x"))
+    return out
+
+
+def test_hysteresis_clears_only_below_margin_for_the_hold_time() -> None:
+    m = LevelStateMachine(LEVELS, margin_cm=5, hold_s=300, smoothing=1)
+    res = feed(m, [90, 101, 99, 97, 96, 94, 94, 94, 94, 94, 94, 94])
+    states = [r.state for r, _ in res]
+    assert states[1] == "I"
+    assert states[2:5] == ["I"] * 3  # below 100 but within the 5 cm margin
+    assert states[5:10] == ["I"] * 5  # below the margin, hold time not yet over
+    assert states[10] == "normal"  # 5 minutes below 95
+    changes = [c for _, cs in res for c in cs]
+    assert [(c.kind, c.level.name) for c in changes] == [("reached", "I"), ("cleared", "I")]
+
+
+def test_impossible_jumps_are_rejected_until_they_persist() -> None:
+    m = LevelStateMachine(LEVELS, max_rate_cm_per_min=5, smoothing=1)
+    res = feed(m, [50, 51, 180, 52, 53])
+    assert [r.rejected for r, _ in res] == [False, False, True, False, False]
+    assert res[2][0].state == "normal" and not res[2][1]
+    res = feed(m, [150, 151, 150, 151], start=10)  # a step that stays (e.g. a gate opened)
+    assert res[2][0].state == "I"
+
+
+def test_trend_and_eta_to_the_next_level() -> None:
+    m = LevelStateMachine(LEVELS, smoothing=3, trend_window_s=1200)
+    res = feed(m, [100 + i for i in range(25)])  # +1 cm a minute
+    r = res[-1][0]
+    assert r.trend_cm_per_h == pytest.approx(60, abs=1)
+    assert r.next_level == "II"
+    assert r.eta_s == pytest.approx((200 - 124) * 60, rel=0.05)
+
+
+def test_unknown_never_reads_normal() -> None:
+    m = LevelStateMachine(LEVELS, smoothing=1)
+    res = feed(m, [None, None, 50, None])
+    assert [r.state for r, _ in res] == ["unknown", "unknown", "normal", "unknown"]
+
+
+# -- hub: public API -----------------------------------------------------------------------
+
+
+def reading(hid: str, t: datetime, state: str = "II", level: float | None = 230.0, **kw):  # type: ignore[no-untyped-def]
+    doc = contract.HotspotReading(
+        hotspot_id=hid,
+        camera_id="secret-cam-42",
+        analytic="flood",
+        setup="gauge",
+        time=t,
+        state=state,
+        level_state=kw.pop("level_state", state),
+        level_cm=level,
+        trend_cm_per_h=12.0,
+        next_level="III",
+        eta_s=3600,
+        period_s=60,
+        **kw,
+    )
+    return doc.model_dump_json(exclude_none=True).encode()
+
+
+@pytest.fixture
+def hub_app(tmp_path: Path) -> TestClient:
+    cfg = HubConfig(
+        database_url=f"sqlite:///{tmp_path}/hub.sqlite3",
+        hotspots_file=Path("configs/hotspots.geojson"),
+    )
+    return TestClient(create_app(cfg, consume=False))
+
+
+def post(client: TestClient, site: str, edge: str, hid: str, payload: bytes) -> str:
+    return client.app.state.ingestor.handle(contract.hotspot_topic(site, edge, hid), payload)  # type: ignore[attr-defined]
+
+
+def test_hotspots_geojson_states_stale_and_no_private_fields(hub_app: TestClient) -> None:
+    now = datetime.now(UTC)
+    assert post(hub_app, "hue", "edge-01", "hue-001", reading("hue-001", now)) == "stored"
+    assert post(hub_app, "hue", "edge-01", "hue-001", reading("hue-001", now)) == "duplicate"
+    old = now - timedelta(minutes=10)
+    assert post(hub_app, "hue", "edge-01", "hue-002", reading("hue-002", old, "normal", 20.0)) == (
+        "stored"
+    )
+    bad = reading("hue-003", now, "unknown", None, level_state="I", reason="glare")
+    post(hub_app, "hue", "edge-01", "hue-003", bad)
+    r = hub_app.get("/api/v1/hotspots")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    doc = r.json()
+    assert doc["type"] == "FeatureCollection" and len(doc["features"]) == 50
+    f = {x["id"]: x for x in doc["features"]}
+    assert f["hue-001"]["geometry"]["type"] == "Point"
+    p1 = f["hue-001"]["properties"]
+    assert p1["state"] == "II" and p1["level_cm"] == 230 and not p1["stale"]
+    assert p1["trend"] == "rising" and p1["eta_s"] == 3600 and p1["next_level"] == "III"
+    p2 = f["hue-002"]["properties"]  # 10 minutes old at a 60 s period: stale, so unknown
+    assert p2["stale"] and p2["state"] == "unknown" and p2["reason"] == "stale"
+    p3 = f["hue-003"]["properties"]
+    assert p3["state"] == "unknown" and p3["last_known_state"] == "I" and p3["reason"] == "glare"
+    assert f["hue-050"]["properties"]["reason"] == "no_reading"
+    assert doc["features"][0]["id"] == "hue-001"  # most severe first
+    text = r.text
+    for private in ("secret-cam-42", "edge-01", "camera", "rtsp", "site"):
+        assert private not in text, private
+    h = hub_app.get("/api/v1/hotspots/hue-001/history").json()
+    assert [p["level_cm"] for p in h["points"]] == [230.0]
+    assert "secret-cam-42" not in json.dumps(h)
+    assert hub_app.get("/api/v1/hotspots/nope/history").status_code == 404
+
+
+def test_etag_gives_304_until_a_new_reading(hub_app: TestClient) -> None:
+    now = datetime.now(UTC)
+    post(hub_app, "hue", "edge-01", "hue-001", reading("hue-001", now))
+    r1 = hub_app.get("/api/v1/hotspots")
+    etag = r1.headers["etag"]
+    assert "max-age" in r1.headers["cache-control"]
+    r2 = hub_app.get("/api/v1/hotspots", headers={"If-None-Match": etag})
+    assert r2.status_code == 304 and r2.content == b"" and r2.headers["etag"] == etag
+    post(hub_app, "hue", "edge-01", "hue-001", reading("hue-001", now + timedelta(seconds=60)))
+    r3 = hub_app.get("/api/v1/hotspots", headers={"If-None-Match": etag})
+    assert r3.status_code == 200 and r3.headers["etag"] != etag
+
+
+def test_bad_readings_are_rejected_and_counted(hub_app: TestClient) -> None:
+    topic = contract.hotspot_topic("hue", "edge-01", "hue-001")
+    ing = hub_app.app.state.ingestor  # type: ignore[attr-defined]
+    assert ing.handle(topic, b"{not json") == "rejected"
+    assert ing.handle(topic, reading("hue-002", datetime.now(UTC))) == "rejected"  # id mismatch
+    assert ing.handle(topic, b'{"hotspot_id": "hue-001"}') == "rejected"
+    assert hub_app.get("/api/v1/hotspots").status_code == 200
+
+
+def test_hotspot_file_errors_name_the_feature(tmp_path: Path) -> None:
+    doc = json.loads(Path("configs/hotspots.geojson").read_text())
+    doc["features"][3]["properties"]["levels"] = []
+    bad = tmp_path / "h.geojson"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(HotspotFileError, match=r"features\.3\.properties\.levels"):
+        load_hotspots(bad)
+
+
+# -- end to end: edge -> mosquitto -> hub -> API -> browser --------------------------------
+
+
+def gauge_video(path: Path, level: float, n: int = 40, fps: int = 5) -> Path:
+    scene = fs.Scene("gauge", seed=5)
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = fs.W, fs.H, "yuv420p"
+        st.options = {"g": str(fps), "bf": "0", "crf": "20"}
+        for i in range(n):
+            img = scene.render(level, "day", i, False)
+            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    return path
+
+
+@pytest.mark.e2e
+def test_flood_reading_reaches_the_public_page(tmp_path: Path, broker: Mosquitto, uid: str) -> None:
+    video = gauge_video(tmp_path / "gauge.mp4", 230.0)
+    hid = f"e2e-{uid}"
+    hotspots = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [107.59, 16.46]},
+                "properties": {
+                    "id": hid,
+                    "name": "Test gauge",
+                    "period_s": 1,
+                    "levels": fs.LEVELS,
+                    "example": True,
+                },  # fmt: skip
+            }
+        ],
+    }
+    (tmp_path / "hotspots.geojson").write_text(json.dumps(hotspots))
+    hub = Hub(tmp_path, f"sqlite:///{tmp_path}/hub.sqlite3", broker.url, f"hub-{uid}")
+    import yaml
+
+    conf = yaml.safe_load(hub.config_path.read_text())
+    conf["hotspots_file"] = str(tmp_path / "hotspots.geojson")
+    hub.config_path.write_text(yaml.safe_dump(conf))
+    analytic = fs.analytic_config("gauge", hotspot=hid, period_s=1, hold_s=5)
+    edge = Process(
+        tmp_path,
+        "edge",
+        ["edge", "run"],
+        {
+            "edge_id": f"edge-{uid}",
+            "site": "hue",
+            "mqtt": {"url": broker.url},
+            "spool_dir": str(tmp_path / "spool"),
+            "cameras": [{"id": "river", "url": str(video), "loop": True, "analytics": [analytic]}],
+        },
+    )
+    hub.start()
+    edge.start()
+    try:
+
+        def reached() -> dict | None:
+            feats = hub.get("/api/v1/hotspots")
+            feats = json.loads(feats) if isinstance(feats, bytes) else feats
+            p = feats["features"][0]["properties"]
+            return p if p["state"] == "II" and not p["stale"] else None
+
+        p = wait_for(reached, 60, what="level II at the hub")
+        assert abs(p["level_cm"] - 230) < 6, p
+        # the level event went through the events API too
+        wait_for(
+            lambda: {e["label"] for e in hub.all_events(kind="flood_level")} >= {"I", "II"},
+            20,
+            what="flood_level events I and II at the hub",
+        )
+        base = f"http://127.0.0.1:{hub.port}"
+        with urllib.request.urlopen(f"{base}/api/v1/hotspots") as r:
+            etag = r.headers["ETag"]
+        req = urllib.request.Request(f"{base}/api/v1/hotspots", headers={"If-None-Match": etag})
+        try:
+            with urllib.request.urlopen(req) as r:
+                status = r.status  # a new reading may have come in between
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        assert status in (304, 200)
+        browse(base, hid)
+    finally:
+        edge.stop()
+        hub.stop()
+
+
+def browse(base: str, hid: str) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian chromium is required (scripts/setup.sh installs it)"
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            t0 = time.monotonic()
+            page.goto(f"{base}/hotspots")
+            card = page.locator(f'li.card[data-id="{hid}"]')
+            card.wait_for(timeout=10000)
+            assert card.get_attribute("data-state") == "II"
+            assert "Level II" in card.inner_text()
+            page.wait_for_function(
+                f"document.querySelector('li[data-id=\"{hid}\"] svg.chart').dataset.points > 0",
+                timeout=10000,
+            )
+            assert card.locator("svg.chart polyline").count() == 1
+            assert card.locator("svg.chart line.thr").count() == 3
+            page.screenshot(path=str(ARTIFACTS / "hotspots_page.png"), full_page=True)
+            print(f"\nhotspots page rendered in {time.monotonic() - t0:.2f} s")
+        finally:
+            browser.close()
