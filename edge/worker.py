@@ -19,9 +19,9 @@ from edge.config import CameraConfig, EdgeConfig, FloodAnalytic, ObjectsAnalytic
 from edge.events.messages import EventEncoder
 from edge.events.snapshot import render_snapshot
 from edge.inference.detections import Detections
+from edge.inference.detector import Detector
 from edge.inference.engine import EngineStopped, InferenceEngine
 from edge.inference.registry import Registry
-from edge.inference.yolox import YoloxDetector
 from edge.ingest.reader import FAULTS, CameraReader, Frame
 from edge.transport.publisher import Publisher
 from edge.transport.spool import Message, Spool
@@ -261,7 +261,7 @@ class EdgeWorker:
     def _engine(self, registry: Registry, model_id: str) -> InferenceEngine:
         """One engine per model per box, shared by every camera using it."""
         if model_id not in self.engines:
-            detector = YoloxDetector(
+            detector = Detector(
                 registry.spec(model_id),
                 registry.resolve(model_id),
                 providers=self.cfg.models.providers,

@@ -194,7 +194,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     for model_id, spec in sorted(reg.specs.items()):
         print(
             f"{model_id:20} {reg.status(model_id):13} {spec.format:6} {len(spec.classes):3} "
-            f"classes  {spec.licence:12} {reg.model_dir / spec.file}"
+            f"classes  {spec.licence:12} {reg.path(model_id)}"
         )
     return 0
 
@@ -224,6 +224,53 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
         print(f"{model_id}: {status}")
         bad += status != "ok"
     return 1 if bad else 0
+
+
+def cmd_models_bench(args: argparse.Namespace) -> int:
+    from edge.inference.bench import bench, format_table
+    from edge.inference.detector import DEFAULT_PROVIDERS, Detector
+    from edge.inference.registry import ModelError
+
+    reg = _registry(args)
+    providers = args.providers.split(",") if args.providers else list(DEFAULT_PROVIDERS)
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        print(f"--batches: {args.batches!r} is not a comma-separated list of integers")
+        return 2
+    try:
+        det = Detector(reg.spec(args.id), reg.resolve(args.id), providers, args.threads)
+    except ModelError as exc:
+        print(f"models bench: {exc}", file=sys.stderr)
+        return 2
+    frame = None
+    if args.image:
+        import cv2
+
+        frame = cv2.imread(args.image)
+        if frame is None:
+            print(f"--image: cannot read {args.image}", file=sys.stderr)
+            return 2
+    rows = bench(det, batches, runs=args.runs, frame=frame)
+    spec = det.spec
+    print(
+        f"model {args.id} ({spec.format}, {spec.input_width}x{spec.input_height}) on "
+        f"{det.provider}, {args.threads} threads, {'dynamic' if det.dynamic_batch else 'fixed'} "
+        f"batch"
+    )
+    print(format_table(rows))
+    if args.json:
+        doc = {
+            "model": args.id,
+            "provider": det.provider,
+            "threads": args.threads,
+            "input": [spec.input_width, spec.input_height],
+            "dynamic_batch": det.dynamic_batch,
+            "rows": rows,
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -310,6 +357,17 @@ def build_parser() -> argparse.ArgumentParser:
                 help="local folder holding the model files (default: $EDGEWATCH_MODEL_MIRROR)",
             )
         m.set_defaults(func=func)
+    mb = models.add_parser("bench", help="latency and throughput of a model at batch 1/2/4/8")
+    mb.add_argument("id", help="model id")
+    mb.add_argument("--dir", default=os.environ.get("EDGEWATCH_MODEL_DIR", "var/models"))
+    mb.add_argument("--manifest", help="default: the project's models/manifest.yaml")
+    mb.add_argument("--providers", help="comma-separated, in order (default: TensorRT,CUDA,...)")
+    mb.add_argument("--threads", type=int, default=2, help="intra-op threads")
+    mb.add_argument("--batches", default="1,2,4,8")
+    mb.add_argument("--runs", type=int, default=20)
+    mb.add_argument("--image", help="a BGR image to use (default: a synthetic 1280x720 frame)")
+    mb.add_argument("--json", help="write the table as JSON here")
+    mb.set_defaults(func=cmd_models_bench)
 
     schemas = sub.add_parser("schemas", help="write the MQTT payload JSON Schemas")
     schemas.add_argument("--out", default="docs/schemas")

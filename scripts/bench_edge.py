@@ -164,8 +164,8 @@ def trial_baseline(spec: dict) -> dict:
     os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
     import cv2
 
+    from edge.inference.detector import Detector
     from edge.inference.registry import Registry
-    from edge.inference.yolox import YoloxDetector
 
     p = Profile(**{**spec["profile"], "size": tuple(spec["profile"]["size"])})
     n = spec["n"]
@@ -177,7 +177,7 @@ def trial_baseline(spec: dict) -> dict:
     behind = [0.0] * n
 
     def camera(i: int) -> None:
-        det = YoloxDetector(reg.spec("yolox_nano"), reg.resolve("yolox_nano"), threads=1)
+        det = Detector(reg.spec("yolox_nano"), reg.resolve("yolox_nano"), threads=1)
         url = spec["urls"][i % len(spec["urls"])]
         cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
         due = time.monotonic()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from edge.inference.detections import nms
+from edge.inference.detector import Detector, Placement, letterbox
 from edge.inference.registry import Registry
-from edge.inference.yolox import YoloxDetector, letterbox
 
 
 def test_nms_is_class_aware_and_keeps_best() -> None:
@@ -29,12 +29,12 @@ def test_letterbox_top_left_with_padding() -> None:
 
 
 @pytest.fixture(scope="module")
-def detector(model_dir: Path) -> YoloxDetector:
+def detector(model_dir: Path) -> Detector:
     reg = Registry(model_dir)
-    return YoloxDetector(reg.spec("yolox_nano"), reg.resolve("yolox_nano"))
+    return Detector(reg.spec("yolox_nano"), reg.resolve("yolox_nano"))
 
 
-def test_decode_synthetic_head_output(detector: YoloxDetector) -> None:
+def test_decode_synthetic_head_output(detector: Detector) -> None:
     """A hand-made raw head with one strong anchor decodes to the box it encodes."""
     raw = np.zeros((3549, 85), np.float32)
     raw[:, 4] = 0.0  # no objectness anywhere...
@@ -44,13 +44,13 @@ def test_decode_synthetic_head_output(detector: YoloxDetector) -> None:
     raw[i, 2:4] = np.log(4.0)  # w = h = 4 * 8 = 32
     raw[i, 4] = 0.9
     raw[i, 5 + 2] = 1.0  # class 2 (car)
-    det = detector.decode(raw, ratio=2.0, min_score=0.5)
+    det = detector.decode(raw, Placement(2.0), min_score=0.5)
     assert det.class_id.tolist() == [2]
     assert det.confidence[0] == pytest.approx(0.9)
     assert det.xyxy[0] == pytest.approx(np.array([68, 28, 100, 60]) / 2.0)
 
 
-def test_yolox_finds_vehicles_on_real_highway_frames(detector: YoloxDetector, assets: Path) -> None:
+def test_yolox_finds_vehicles_on_real_highway_frames(detector: Detector, assets: Path) -> None:
     with av.open(str(assets / "video" / "highway_cctv_320x240.avi")) as c:
         frames = [
             f.to_ndarray(format="bgr24")

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from edge.inference.detections import Detections
+from edge.inference.detector import Detector
 from edge.inference.engine import InferenceEngine
 from edge.inference.registry import Registry
-from edge.inference.yolox import YoloxDetector
 from edge.ingest.reader import Frame
 
 
@@ -139,7 +139,7 @@ def test_real_detector_on_decoder_frames_matches_the_array_path(
     """The engine feeds the model reader Frames scaled by swscale: same objects as the
     array path (BGR frame, cv2 letterbox)."""
     reg = Registry(model_dir)
-    det = YoloxDetector(reg.spec("yolox_nano"), reg.resolve("yolox_nano"), threads=1)
+    det = Detector(reg.spec("yolox_nano"), reg.resolve("yolox_nano"), threads=1)
     engine = InferenceEngine(det, "yolox_nano")
     try:
         with av.open(str(h264_video)) as c:

@@ -21,6 +21,8 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFEST = PROJECT_ROOT / "models" / "manifest.yaml"
+SHIPPED_DIR = PROJECT_ROOT / "models"
+FORMATS = ("yolox", "yolov5", "yolov8")
 
 
 class ModelError(Exception):
@@ -46,6 +48,9 @@ class ModelSpec:
     color: str = "bgr"
     scale: float = 1.0
     strides: tuple[int, ...] = (8, 16, 32)
+    center: bool = False  # letterbox centred (Ultralytics) rather than top-left (YOLOX)
+    threshold: float = 0.25  # the operating score threshold the model card reports
+    shipped: bool = False  # the file is committed in the project's models/ folder
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -66,13 +71,27 @@ def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
     for model_id, entry in (doc.get("models") or {}).items():
         try:
             inp = entry.get("input", {})
+            fmt = entry.get("format", "yolox")
+            if fmt not in FORMATS:
+                raise ModelError(
+                    f"{path}: models.{model_id}.format: {fmt!r} is not one of {', '.join(FORMATS)}"
+                )
+            letterbox = inp.get("letterbox", "top_left")
+            if letterbox not in ("top_left", "center"):
+                raise ModelError(
+                    f"{path}: models.{model_id}.input.letterbox: {letterbox!r} is not "
+                    "top_left or center"
+                )
+            sha = str(entry["sha256"]).lower()
+            if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+                raise ModelError(f"{path}: models.{model_id}.sha256: not a sha256 hex digest")
             specs[model_id] = ModelSpec(
                 id=model_id,
                 file=entry["file"],
-                sha256=entry["sha256"].lower(),
+                sha256=sha,
                 url=entry.get("url", ""),
                 licence=entry.get("licence", "unknown"),
-                format=entry.get("format", "yolox"),
+                format=fmt,
                 classes=tuple(entry["classes"]),
                 input_width=int(inp.get("width", 416)),
                 input_height=int(inp.get("height", 416)),
@@ -80,9 +99,12 @@ def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
                 color=inp.get("color", "bgr"),
                 scale=float(inp.get("scale", 1.0)),
                 strides=tuple(entry.get("strides", (8, 16, 32))),
-                extra={k: v for k, v in entry.items() if k in ("source", "card")},
+                center=letterbox == "center",
+                threshold=float(entry.get("threshold", 0.25)),
+                shipped=bool(entry.get("shipped", False)),
+                extra={k: v for k, v in entry.items() if k in ("source", "card", "metrics")},
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ModelError(f"{path}: models.{model_id}: missing or bad key {exc}") from exc
     return specs
 
@@ -93,6 +115,9 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_CHECKSUMS: dict[tuple[str, int, int], str] = {}
 
 
 def default_mirror() -> Path | None:
@@ -113,7 +138,12 @@ class Registry:
             raise ModelError(f"unknown model id {model_id!r} (manifest has: {known})") from None
 
     def path(self, model_id: str) -> Path:
-        return self.model_dir / self.spec(model_id).file
+        """Where the model's file is: the model directory, else (shipped models) ``models/``."""
+        spec = self.spec(model_id)
+        path = self.model_dir / spec.file
+        if not path.is_file() and spec.shipped and (SHIPPED_DIR / spec.file).is_file():
+            return SHIPPED_DIR / spec.file
+        return path
 
     def status(self, model_id: str) -> str:
         path = self.path(model_id)
@@ -122,15 +152,32 @@ class Registry:
         return "ok" if sha256_file(path) == self.spec(model_id).sha256 else "bad-checksum"
 
     def resolve(self, model_id: str) -> Path:
-        """The verified file of ``model_id``, or ``ModelMissing`` saying how to pull it."""
+        """The verified file of ``model_id``, or an error saying what is wrong and what to do.
+
+        ``ModelMissing`` when there is no file; ``ModelError`` when its sha256 is not the
+        manifest's (a truncated copy, or another model under the same name).
+        """
         spec = self.spec(model_id)
-        path = self.model_dir / spec.file
+        path = self.path(model_id)
         hint = f"run: edgewatch models pull {model_id} --dir {self.model_dir} --mirror DIR"
         if not path.is_file():
             raise ModelMissing(f"model {model_id!r} not found at {path}; {hint}")
         if path.stat().st_size == 0:
             raise ModelMissing(f"model {model_id!r} at {path} is empty; {hint}")
+        got = self._checksum(path)
+        if got != spec.sha256:
+            raise ModelError(
+                f"model {model_id!r} at {path}: sha256 {got[:12]}... is not the manifest's "
+                f"{spec.sha256[:12]}...; {hint}"
+            )
         return path
+
+    def _checksum(self, path: Path) -> str:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in _CHECKSUMS:
+            _CHECKSUMS[key] = sha256_file(path)
+        return _CHECKSUMS[key]
 
     def verify(self, model_id: str) -> bool:
         return self.status(model_id) == "ok"
@@ -145,7 +192,9 @@ class Registry:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            if mirror is not None:
+            if spec.shipped and (SHIPPED_DIR / spec.file).is_file():
+                shutil.copyfile(SHIPPED_DIR / spec.file, tmp)
+            elif mirror is not None:
                 src = Path(mirror) / spec.file
                 if not src.is_file():
                     raise ModelMissing(f"model {model_id!r}: {src} not found in mirror {mirror}")
