@@ -13,9 +13,10 @@ import cv2
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from edge.analytics.fire import FireRule
 from edge.analytics.flood import FloodOutput, FloodRule
 from edge.analytics.objects import ObjectsRule, Transition
-from edge.config import CameraConfig, EdgeConfig, FloodAnalytic, ObjectsAnalytic
+from edge.config import CameraConfig, EdgeConfig, FireAnalytic, FloodAnalytic, ObjectsAnalytic
 from edge.events.messages import EventEncoder
 from edge.events.snapshot import render_snapshot
 from edge.inference.detections import Detections
@@ -125,8 +126,8 @@ class EdgeMetrics:
 
 @dataclass
 class _Analytic:
-    cfg: ObjectsAnalytic
-    rule: ObjectsRule
+    cfg: ObjectsAnalytic | FireAnalytic
+    rule: ObjectsRule | FireRule
 
 
 @dataclass
@@ -215,7 +216,13 @@ class EdgeWorker:
                         floods.append(_Flood(a, FloodRule(a), last_reading=time.monotonic()))
                         continue
                     engine = self._engine(registry, a.model)
-                    rule = ObjectsRule(a, engine.detector.class_names)  # type: ignore[attr-defined]
+                    names = engine.detector.class_names  # type: ignore[attr-defined]
+                    rule: ObjectsRule | FireRule
+                    if isinstance(a, FireAnalytic):
+                        rule = FireRule(a, names, cam.bearing_deg, cam.hfov_deg)
+                    else:
+                        rule = ObjectsRule(a, names)
+                    min_score = rule.min_score if isinstance(rule, FireRule) else a.min_score
                     g = groups.get(a.model)
                     if g is None:
                         g = groups[a.model] = _Group(
@@ -224,14 +231,14 @@ class EdgeWorker:
                             [],
                             1.0 / a.fps,
                             a.priority,
-                            a.min_score,
+                            min_score,
                             a.motion_gating,
                             a.motion_threshold,
                         )
                     g.analytics.append(_Analytic(a, rule))
                     g.period_s = min(g.period_s, 1.0 / a.fps)
                     g.weight = max(g.weight, a.priority)
-                    g.min_score = min(g.min_score, a.min_score)
+                    g.min_score = min(g.min_score, min_score)
                     g.motion_gating = g.motion_gating and a.motion_gating
                     g.motion_threshold = min(g.motion_threshold, a.motion_threshold)
                 for g in groups.values():
@@ -461,7 +468,8 @@ class EdgeWorker:
                 kind=a.rule.kind,
                 analytic=a.cfg.name,
                 camera_id=cam.cfg.id,
-                zone=a.cfg.zone_name if isinstance(a.cfg, ObjectsAnalytic) else a.rule.zone,  # type: ignore[attr-defined]
+                zone=t.zone
+                or (a.cfg.zone_name if isinstance(a.cfg, ObjectsAnalytic) else a.rule.zone),  # type: ignore[attr-defined]
                 location=cam.cfg.location,
                 jpeg=jpeg,
             )

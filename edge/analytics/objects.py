@@ -32,6 +32,7 @@ class Transition:
     end_time: datetime | None = None
     snapshot: bool = False  # this message comes with a new snapshot of the frame
     kind: str | None = None  # overrides the rule's kind (e.g. flood_unknown)
+    zone: str | None = None  # overrides the analytic's zone name
     attributes: dict[str, str | int | float | bool | None] = field(default_factory=dict)
 
 
