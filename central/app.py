@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from central.api import cameras, events, health, hotspots
+from central.api import cameras, events, health, hotspots, incidents
 from central.config import HubConfig
 from central.hotspots import load_hotspots
+from central.incidents import Dispatcher, IncidentManager, load_vapid
 from central.ingest import Ingestor, MqttConsumer
 from central.metrics import HubMetrics
 from central.storage.db import make_engine, migrate, session_factory
@@ -24,13 +25,25 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     migrate(engine)
     sessions = session_factory(engine)
     metrics = HubMetrics()
-    ingestor = Ingestor(sessions, cfg, metrics)
+    manager = IncidentManager(cfg, sessions)
+    ingestor = Ingestor(sessions, cfg, metrics, manager)
     consumer = MqttConsumer(cfg, ingestor, metrics) if consume else None
+    needs_push = any(ch.type == "webpush" for t in cfg.teams for ch in t.channels)
+    vapid_file, vapid_public = load_vapid(cfg.push.vapid_key_file) if needs_push else (None, None)
+    dispatcher = Dispatcher(
+        cfg,
+        sessions,
+        manager,
+        consumer.publish if consumer else None,
+        vapid_file,
+        on_result=lambda channel, ok: metrics.deliveries.labels(channel, str(ok).lower()).inc(),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if consumer:
             consumer.start()
+        dispatcher.start()
         log.info(
             "hub started",
             extra={
@@ -41,6 +54,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            dispatcher.stop()
             if consumer:
                 consumer.stop()
             engine.dispose()
@@ -59,6 +73,9 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.ingestor = ingestor
     app.state.consumer = consumer
     app.state.hotspots = hotspot_list
-    for module in (events, cameras, health, hotspots):
+    app.state.incidents = manager
+    app.state.dispatcher = dispatcher
+    app.state.vapid_public = vapid_public
+    for module in (events, cameras, health, hotspots, incidents):
         app.include_router(module.router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgewatch.mqtt import MqttSettings
 
@@ -25,6 +25,97 @@ class Limits(_Strict):
     max_snapshot_bytes: int = Field(4 * 1024 * 1024, ge=1024)
 
 
+FIRE_KINDS = ("forest_fire", "straw_burning", "smoke")
+
+
+class Channel(_Strict):
+    """Where a team's notifications go."""
+
+    type: Literal["webhook", "mqtt", "webpush"]
+    url: str | None = Field(None, description="webhook: the URL to POST the JSON to")
+    secret: str | None = Field(
+        None, description="webhook: HMAC-SHA256 key (prefer EDGEWATCH_* env or secret_file)"
+    )
+    secret_file: Path | None = Field(None, description="webhook: file holding the HMAC key")
+    topic: str | None = Field(None, description="mqtt: default edgewatch/v1/teams/{team}/incidents")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Channel:
+        if self.type == "webhook":
+            if not self.url or not self.url.startswith(("http://", "https://")):
+                raise ValueError("url: a webhook needs an http(s) URL")
+            if not (self.secret or self.secret_file):
+                raise ValueError("secret: a webhook needs an HMAC secret (or secret_file)")
+        return self
+
+    def hmac_key(self) -> bytes:
+        if self.secret_file is not None:
+            return self.secret_file.read_text(encoding="utf-8").strip().encode()
+        return (self.secret or "").encode()
+
+
+class Team(_Strict):
+    """Rangers, an environment team or the operations centre: an area, kinds, channels."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = ""
+    kinds: list[str] = Field(default_factory=lambda: ["forest_fire", "smoke"])
+    area: list[tuple[float, float]] | None = Field(
+        None, description="polygon of (lon, lat); none: everywhere"
+    )
+    channels: list[Channel] = Field(default_factory=list)
+    ack_timeout_s: float = Field(300.0, gt=0, description="escalate when nobody acks by then")
+    escalate_to: str | None = Field(None, description="next team id (default: the ops team)")
+    digest_s: float | None = Field(
+        None, gt=0, description="batch this team's notifications into a digest every N s"
+    )
+    cooldown_s: float = Field(
+        300.0, ge=0, description="min time between notifications about one incident"
+    )
+    enrol_token: str | None = Field(
+        None, description="lets a ranger's browser subscribe to Web Push for this team"
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        bad = [k for k in value if k not in FIRE_KINDS]
+        if bad:
+            raise ValueError(f"unknown kinds {bad}; known: {', '.join(FIRE_KINDS)}")
+        return value
+
+    @field_validator("area")
+    @classmethod
+    def _area(cls, value: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        if value is not None and len(value) < 3:
+            raise ValueError("an area needs at least 3 points (lon, lat)")
+        return value
+
+
+class IncidentSettings(_Strict):
+    merge_distance_m: float = Field(
+        5000.0, gt=0, description="cameras closer than this may see the same plume"
+    )
+    merge_window_s: float = Field(900.0, gt=0, description="alerts this close in time may merge")
+    max_range_m: float = Field(20000.0, gt=0, description="how far a camera can see a plume")
+    ops_team: str | None = Field(None, description="escalation of last resort (the IOC)")
+    secret: str | None = Field(
+        None, description="signs ack links in notifications (default: random per start)"
+    )
+    retry_initial_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(30, ge=1)
+    public_url: str = Field("http://127.0.0.1:8000", description="base of links sent out")
+
+
+class PushSettings(_Strict):
+    vapid_key_file: Path = Field(
+        Path("var/vapid_private.pem"), description="created on first start when missing"
+    )
+    subject: str = Field("mailto:ioc@example.org", description="VAPID contact (mailto: or URL)")
+    ttl_s: int = Field(3600, ge=0)
+
+
 class HubConfig(_Strict):
     database_url: str = Field(
         "sqlite:///var/hub.sqlite3",
@@ -39,7 +130,26 @@ class HubConfig(_Strict):
     hotspots_file: Path | None = Field(
         None, description="GeoJSON of the flood hotspots served at /api/v1/hotspots"
     )
+    teams: list[Team] = Field(default_factory=list)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _teams(self) -> HubConfig:
+        ids = [t.id for t in self.teams]
+        if len(set(ids)) != len(ids):
+            raise ValueError("teams: ids must be unique")
+        for t in self.teams:
+            if t.escalate_to is not None and t.escalate_to not in ids:
+                raise ValueError(f"teams: {t.id}.escalate_to {t.escalate_to!r} is not a team id")
+        ops = self.incidents.ops_team
+        if ops is not None and ops not in ids:
+            raise ValueError(f"incidents.ops_team: {ops!r} is not a team id")
+        return self
+
+    def team(self, team_id: str) -> Team | None:
+        return next((t for t in self.teams if t.id == team_id), None)
 
     @field_validator("database_url")
     @classmethod

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.config import HubConfig
+from central.incidents import IncidentManager, is_fire_kind
 from central.metrics import HubMetrics
 from central.storage.db import as_utc
 from central.storage.models import (
@@ -67,10 +68,17 @@ def _schema_error(exc: ValidationError) -> Rejected:
 
 
 class Ingestor:
-    def __init__(self, sessions: sessionmaker[Session], cfg: HubConfig, metrics: HubMetrics):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        cfg: HubConfig,
+        metrics: HubMetrics,
+        incidents: IncidentManager | None = None,
+    ):
         self.sessions = sessions
         self.limits = cfg.limits
         self.metrics = metrics
+        self.incidents = incidents
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         parsed = contract.parse_topic(topic)
@@ -132,24 +140,29 @@ class Ingestor:
             updated_at=now,
         )
         if row is None:
-            session.add(
-                EventRow(
-                    id=str(msg.id),
-                    site=msg.site,
-                    edge_id=msg.edge_id,
-                    camera_id=msg.camera_id,
-                    kind=msg.kind,
-                    analytic=msg.analytic,
-                    label=msg.label,
-                    start_time=msg.start_time,
-                    zone=msg.zone,
-                    lat=msg.location.lat if msg.location else None,
-                    lon=msg.location.lon if msg.location else None,
-                    messages=1,
-                    first_received_at=now,
-                    **fields,
-                )
+            row = EventRow(
+                id=str(msg.id),
+                site=msg.site,
+                edge_id=msg.edge_id,
+                camera_id=msg.camera_id,
+                kind=msg.kind,
+                analytic=msg.analytic,
+                label=msg.label,
+                start_time=msg.start_time,
+                zone=msg.zone,
+                lat=msg.location.lat if msg.location else None,
+                lon=msg.location.lon if msg.location else None,
+                messages=1,
+                first_received_at=now,
+                **fields,
             )
+            session.add(row)
+            if self.incidents is not None and is_fire_kind(msg.kind):
+                bearing = msg.attributes.get("target_bearing_deg")
+                session.flush()
+                self.incidents.on_event(
+                    session, row, float(bearing) if isinstance(bearing, int | float) else None
+                )
             return "stored"
         if msg.seq <= row.last_seq:
             return "duplicate"  # a replay, or older than what is stored
@@ -291,6 +304,15 @@ class MqttConsumer:
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes, timeout_s: float = 5.0) -> None:
+        """Publish QoS 1 and wait for the broker's PUBACK; raise when it does not come."""
+        if not self.connected.is_set():
+            raise RuntimeError("hub not connected to the broker")
+        info = self._client.publish(topic, payload, qos=1)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            raise RuntimeError("broker did not acknowledge the publish")
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:

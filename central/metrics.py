@@ -32,3 +32,9 @@ class HubMetrics:
             registry=r,
         )
         self.mqtt_connected = Gauge("edgewatch_hub_mqtt_connected", "1 when connected", registry=r)
+        self.deliveries = Counter(
+            "edgewatch_hub_delivery_attempts",
+            "Notification delivery attempts by channel and outcome",
+            ["channel", "ok"],
+            registry=r,
+        )

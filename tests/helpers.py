@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -125,8 +126,21 @@ class Process:
 
 
 class Hub(Process):
-    def __init__(self, workdir: Path, db_url: str, mqtt_url: str, client_id: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        db_url: str,
+        mqtt_url: str,
+        client_id: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.port = free_port()
+        extra = dict(extra or {})
+        if "incidents" in extra:  # links in notifications point at this hub
+            extra["incidents"] = {
+                "public_url": f"http://127.0.0.1:{self.port}",
+                **extra["incidents"],
+            }
         super().__init__(
             workdir,
             "hub",
@@ -136,8 +150,23 @@ class Hub(Process):
                 "mqtt": {"url": mqtt_url},
                 "mqtt_client_id": client_id,
                 "http": {"host": "127.0.0.1", "port": self.port},
+                **(extra or {}),
             },
         )
+
+    def post(self, path: str, body: dict | None = None) -> tuple[int, Any]:
+        data = json.dumps(body or {}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
 
     def start(self) -> None:
         super().start()

@@ -1,0 +1,310 @@
+"""Incidents (fire, smoke, straw burning), their lifecycle, and ranger push subscriptions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from central.api.deps import SessionDep
+from central.incidents import IncidentManager
+from central.storage.db import as_utc
+from central.storage.models import (
+    DeliveryRow,
+    IncidentAlertRow,
+    IncidentAuditRow,
+    IncidentRow,
+    PushSubscriptionRow,
+)
+
+router = APIRouter(tags=["incidents"])
+WEB = Path(__file__).resolve().parents[1] / "web"
+
+
+class IncidentOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    urgent: bool
+    opened_at: datetime
+    updated_at: datetime
+    last_alert_at: datetime
+    lat: float | None
+    lon: float | None
+    est_lat: float | None
+    est_lon: float | None
+    team_id: str | None
+    notified_team: str | None
+    escalation_level: int
+    escalate_at: datetime | None
+    acked_by: str | None
+    acked_at: datetime | None
+    alerts: int
+
+
+class AlertOut(BaseModel):
+    event_id: str
+    camera_id: str
+    edge_id: str
+    time: datetime
+    kind: str
+    label: str | None
+    score: float
+    bearing_deg: float | None
+    zone: str | None
+    snapshot_url: str
+
+
+class AuditOut(BaseModel):
+    time: datetime
+    actor: str
+    action: str
+    note: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    team_id: str
+    channel: str
+    target: str
+    reason: str
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class IncidentDetail(IncidentOut):
+    alert_list: list[AlertOut]
+    audit: list[AuditOut]
+    deliveries: list[DeliveryOut]
+
+
+class Action(BaseModel):
+    actor: str = Field("ranger", max_length=128, description="who acts (a name or call sign)")
+    note: str | None = Field(None, max_length=2000)
+
+
+class PushKeys(BaseModel):
+    p256dh: str = Field(max_length=256)
+    auth: str = Field(max_length=64)
+
+
+class Subscription(BaseModel):
+    endpoint: str = Field(max_length=1024, pattern=r"^https?://")
+    keys: PushKeys
+    token: str = Field(max_length=256, description="the team's enrolment token")
+
+
+def _out(row: IncidentRow) -> dict[str, Any]:
+    d = {c: getattr(row, c) for c in IncidentOut.model_fields}
+    for k in ("opened_at", "updated_at", "last_alert_at", "escalate_at", "acked_at"):
+        d[k] = as_utc(d[k])
+    return d
+
+
+def _manager(request: Request) -> IncidentManager:
+    return request.app.state.incidents  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/api/v1/incidents", response_model=list[IncidentOut], summary="Incidents, newest first"
+)
+def list_incidents(
+    session: SessionDep,
+    state: Literal["open", "acknowledged", "resolved", "false_alarm"] | None = None,
+    kind: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    q = select(IncidentRow).order_by(IncidentRow.opened_at.desc()).limit(limit)
+    if state:
+        q = q.where(IncidentRow.state == state)
+    if kind:
+        q = q.where(IncidentRow.kind == kind)
+    return [_out(r) for r in session.execute(q).scalars()]
+
+
+@router.get(
+    "/api/v1/incidents/{incident_id}",
+    response_model=IncidentDetail,
+    summary="One incident with its alerts, audit trail and delivery log",
+)
+def get_incident(incident_id: str, session: SessionDep) -> dict[str, Any]:
+    row = session.get(IncidentRow, incident_id)
+    if row is None:
+        raise HTTPException(404, "no such incident")
+    alerts = session.execute(
+        select(IncidentAlertRow)
+        .where(IncidentAlertRow.incident_id == incident_id)
+        .order_by(IncidentAlertRow.time)
+    ).scalars()
+    audit = session.execute(
+        select(IncidentAuditRow)
+        .where(IncidentAuditRow.incident_id == incident_id)
+        .order_by(IncidentAuditRow.id)
+    ).scalars()
+    deliveries = session.execute(
+        select(DeliveryRow).where(DeliveryRow.incident_id == incident_id).order_by(DeliveryRow.id)
+    ).scalars()
+    return {
+        **_out(row),
+        "alert_list": [
+            {
+                "event_id": a.event_id,
+                "camera_id": a.camera_id,
+                "edge_id": a.edge_id,
+                "time": as_utc(a.time),
+                "kind": a.kind,
+                "label": a.label,
+                "score": a.score,
+                "bearing_deg": a.bearing_deg,
+                "zone": a.zone,
+                "snapshot_url": f"/api/v1/events/{a.event_id}/snapshot.jpg",
+            }
+            for a in alerts
+        ],
+        "audit": [
+            {"time": as_utc(a.time), "actor": a.actor, "action": a.action, "note": a.note}
+            for a in audit
+        ],
+        "deliveries": [
+            {
+                "id": d.id,
+                "team_id": d.team_id,
+                "channel": d.channel,
+                "target": d.target if d.channel != "webpush" else d.target[:60] + "...",
+                "reason": d.reason,
+                "state": d.state,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "created_at": as_utc(d.created_at),
+                "sent_at": as_utc(d.sent_at),
+            }
+            for d in deliveries
+        ],
+    }
+
+
+def _act(
+    request: Request,
+    session: SessionDep,
+    incident_id: str,
+    token: str,
+    body: Action,
+    state: str,
+) -> dict[str, Any]:
+    manager = _manager(request)
+    row = session.get(IncidentRow, incident_id, with_for_update=True)
+    if row is None:
+        raise HTTPException(404, "no such incident")
+    team = manager.signer.check(incident_id, token)
+    if team is None:
+        raise HTTPException(403, "the token is not valid for this incident")
+    if row.state == state:
+        return _out(row)
+    manager.set_state(session, row, state, f"{body.actor} ({team})", body.note)
+    session.commit()
+    return _out(row)
+
+
+@router.post(
+    "/api/v1/incidents/{incident_id}/ack",
+    response_model=IncidentOut,
+    summary="Acknowledge (stops escalation); the token comes with each notification",
+)
+def ack(
+    incident_id: str,
+    request: Request,
+    session: SessionDep,
+    token: str = Query(description="the ack token from the notification's ack_url"),
+    body: Action | None = None,
+) -> dict[str, Any]:
+    return _act(request, session, incident_id, token, body or Action(), "acknowledged")
+
+
+@router.post("/api/v1/incidents/{incident_id}/resolve", response_model=IncidentOut)
+def resolve(
+    incident_id: str,
+    request: Request,
+    session: SessionDep,
+    token: str = Query(),
+    body: Action | None = None,
+) -> dict[str, Any]:
+    return _act(request, session, incident_id, token, body or Action(), "resolved")
+
+
+@router.post("/api/v1/incidents/{incident_id}/false_alarm", response_model=IncidentOut)
+def false_alarm(
+    incident_id: str,
+    request: Request,
+    session: SessionDep,
+    token: str = Query(),
+    body: Action | None = None,
+) -> dict[str, Any]:
+    return _act(request, session, incident_id, token, body or Action(), "false_alarm")
+
+
+@router.get("/api/v1/push/vapid_public_key", summary="The VAPID key browsers subscribe with")
+def vapid_public_key(request: Request) -> dict[str, str]:
+    key = request.app.state.vapid_public
+    if not key:
+        raise HTTPException(404, "no team uses Web Push")
+    return {"key": key}
+
+
+@router.post(
+    "/api/v1/teams/{team_id}/subscriptions",
+    status_code=201,
+    summary="A ranger's browser subscribes to the team's Web Push notifications",
+)
+def subscribe(team_id: str, sub: Subscription, request: Request, session: SessionDep) -> dict:
+    cfg = request.app.state.cfg
+    team = cfg.team(team_id)
+    if team is None or not any(c.type == "webpush" for c in team.channels):
+        raise HTTPException(404, "no such team with Web Push")
+    if not team.enrol_token or sub.token != team.enrol_token:
+        raise HTTPException(403, "wrong enrolment token")
+    row = session.execute(
+        select(PushSubscriptionRow).where(PushSubscriptionRow.endpoint == sub.endpoint)
+    ).scalar_one_or_none()
+    if row is None:
+        from central.incidents import _now
+
+        session.add(
+            PushSubscriptionRow(
+                team_id=team_id,
+                endpoint=sub.endpoint,
+                p256dh=sub.keys.p256dh,
+                auth=sub.keys.auth,
+                created_at=_now(),
+            )
+        )
+    else:
+        row.team_id, row.p256dh, row.auth = team_id, sub.keys.p256dh, sub.keys.auth
+    session.commit()
+    return {"team": team_id, "subscribed": True}
+
+
+@router.get("/rangers", include_in_schema=False)
+def rangers_page() -> FileResponse:
+    return FileResponse(WEB / "rangers.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/rangers/sw.js", include_in_schema=False)
+def rangers_sw() -> FileResponse:
+    return FileResponse(
+        WEB / "rangers-sw.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/rangers"},
+    )
+
+
+@router.get("/rangers/manifest.webmanifest", include_in_schema=False)
+def rangers_manifest() -> FileResponse:
+    return FileResponse(WEB / "rangers.webmanifest", media_type="application/manifest+json")
