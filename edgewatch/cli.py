@@ -160,10 +160,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
                     except ModelError as exc:
                         problems.append(f"cameras.{i}.analytics.{j}.model: {exc}")
                         continue
-                    unknown = [c for c in a.classes if c not in spec.classes]
+                    fire = a.type in ("fire", "burning")
+                    wanted = [a.fire_class, a.smoke_class] if fire else a.classes
+                    unknown = [c for c in wanted if c not in spec.classes]
                     if unknown:
                         problems.append(
-                            f"cameras.{i}.analytics.{j}.classes: {unknown} not in model {a.model!r}"
+                            f"cameras.{i}.analytics.{j}.classes: {unknown} not in model "
+                            f"{a.model!r}"
                         )
         except ModelError as exc:
             problems = [f"models.manifest: {exc}"]
