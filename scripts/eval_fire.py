@@ -34,8 +34,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import av
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,58 +42,11 @@ sys.path.insert(0, str(ROOT))
 from edge.analytics.fire import FireRule  # noqa: E402
 from edge.config import FireAnalytic  # noqa: E402
 from edge.inference.detector import Detector  # noqa: E402
-from edge.inference.metrics import read_yolo_labels, split_items  # noqa: E402
 from edge.inference.registry import Registry  # noqa: E402
+from tests.fire_scenes import crops, frames_of, paste  # noqa: E402
 
 PERIOD_S = 2.0
 T0 = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
-
-
-def frames_of(path: Path, width: int = 640) -> list[np.ndarray]:
-    out = []
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            img = f.to_ndarray(format="bgr24")
-            if img.shape[1] != width:
-                h = round(img.shape[0] * width / img.shape[1])
-                img = cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
-            out.append(img)
-    return out
-
-
-def crops(split: Path, cls: int, min_side: int = 40) -> list[np.ndarray]:
-    """Fire (0) or smoke (2) crops from a split's labels (dataset class numbers)."""
-    out = []
-    for img_path, lbl_path in split_items(str(split)):
-        img = cv2.imread(img_path)
-        xyxy, c = read_yolo_labels(lbl_path, img.shape[1], img.shape[0])
-        for (x1, y1, x2, y2), k in zip(xyxy.astype(int), c, strict=True):
-            if k == cls and x2 - x1 >= min_side and y2 - y1 >= min_side:
-                out.append(img[max(0, y1) : y2, max(0, x1) : x2].copy())
-    return out
-
-
-def feather(h: int, w: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    d = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
-    return np.clip((1.0 - d) * 2.0, 0, 1)[..., None]
-
-
-def paste(bg: np.ndarray, sprite: np.ndarray, base: tuple[int, int], height: int, alpha: float):
-    """Sprite scaled to ``height`` px with its bottom centre at ``base``."""
-    h, w = sprite.shape[:2]
-    nh = max(8, height)
-    nw = max(8, round(w * nh / h))
-    s = cv2.resize(sprite, (nw, nh), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    x0, y0 = base[0] - nw // 2, base[1] - nh
-    H, W = bg.shape[:2]
-    xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + nw), min(H, y0 + nh)
-    if xb <= xa or yb <= ya:
-        return bg
-    m = feather(nh, nw)[ya - y0 : yb - y0, xa - x0 : xb - x0] * alpha
-    out = bg.astype(np.float32)
-    out[ya:yb, xa:xb] = out[ya:yb, xa:xb] * (1 - m) + s[ya - y0 : yb - y0, xa - x0 : xb - x0] * m
-    return out.clip(0, 255).astype(np.uint8)
 
 
 def run_rule(det: Detector, frames: list[np.ndarray], cfg: FireAnalytic) -> list[tuple[int, str]]:

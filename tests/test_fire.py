@@ -176,3 +176,11 @@ def test_config_errors_are_clear() -> None:
         BurningAnalytic(timezone="Mars/Olympus")
     with pytest.raises(ValueError, match=r"classes \['smoke'\] are not in model"):
         FireRule(FireAnalytic(), ("fire", "person"))
+
+
+def test_close_ends_running_alerts() -> None:
+    rule = FireRule(FireAnalytic(), NAMES)
+    new = feed(rule, [dets(FIRE)] * 4)
+    ended = rule.close(T0 + timedelta(seconds=30))
+    assert [t.type for t in ended] == ["end"] and ended[0].event_id == new[0].event_id
+    assert ended[0].seq == new[0].seq + 1 and rule.active_events == 0

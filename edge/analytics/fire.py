@@ -255,6 +255,16 @@ class FireRule:
             return [self._transition(s, "update", now, snapshot=True)]
         return []
 
+    def close(self, now: datetime) -> list[Transition]:
+        """End every running alert (the worker is stopping)."""
+        out = []
+        for s in self.states.values():
+            if s.event_id is not None:
+                out.append(self._transition(s, "end", now, end_time=s.last_seen or now))
+                s.event_id, s.top, s.improved = None, None, False
+            s.hits.clear()
+        return out
+
     def target_bearing(self, box: tuple[float, float, float, float]) -> float | None:
         """Compass bearing from the camera to the box centre, when bearing and FOV are known."""
         if self.bearing_deg is None or self.hfov_deg is None:
