@@ -129,6 +129,8 @@ class Registry:
     def __init__(self, model_dir: Path, manifest: Path | None = None) -> None:
         self.model_dir = Path(model_dir)
         self.specs = load_manifest(manifest)
+        # Models trained here ship beside the manifest (models/ in the project and image).
+        self.shipped_dir = manifest_path(manifest).parent
 
     def spec(self, model_id: str) -> ModelSpec:
         try:
@@ -141,8 +143,8 @@ class Registry:
         """Where the model's file is: the model directory, else (shipped models) ``models/``."""
         spec = self.spec(model_id)
         path = self.model_dir / spec.file
-        if not path.is_file() and spec.shipped and (SHIPPED_DIR / spec.file).is_file():
-            return SHIPPED_DIR / spec.file
+        if not path.is_file() and spec.shipped and (self.shipped_dir / spec.file).is_file():
+            return self.shipped_dir / spec.file
         return path
 
     def status(self, model_id: str) -> str:
@@ -192,8 +194,8 @@ class Registry:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            if spec.shipped and (SHIPPED_DIR / spec.file).is_file():
-                shutil.copyfile(SHIPPED_DIR / spec.file, tmp)
+            if spec.shipped and (self.shipped_dir / spec.file).is_file():
+                shutil.copyfile(self.shipped_dir / spec.file, tmp)
             elif mirror is not None:
                 src = Path(mirror) / spec.file
                 if not src.is_file():
