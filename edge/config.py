@@ -256,7 +256,7 @@ class FireAnalytic(_Strict):
     fire_class: str = "fire"
     smoke_class: str = "smoke"
     period_s: float = Field(2.0, ge=0.1, le=60, description="one detector sample every period")
-    min_score: float = Field(0.35, gt=0, le=1)
+    min_score: float = Field(0.4, gt=0, le=1)
     confirm_hits: int = Field(4, ge=1, le=100, description="samples with fire or smoke...")
     confirm_window: int = Field(8, ge=1, le=200, description="...among the last this many")
     max_box_width: float = Field(

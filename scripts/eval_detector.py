@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.inference.detector import Detector  # noqa: E402
-from edge.inference.metrics import class_map, evaluate, run_split  # noqa: E402
+from edge.inference.metrics import evaluate, run_split, split_class_map  # noqa: E402
 from edge.inference.registry import ModelError, ModelSpec, Registry, sha256_file  # noqa: E402
 
 
@@ -89,17 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         spec, path = resolve_model(args, registry)
         det = Detector(spec, path, providers=args.providers.split(","), threads=args.threads)
         threshold = args.threshold if args.threshold is not None else spec.threshold
-        mapping, dropped = None, []
-        data_yaml = args.data_yaml or next(
-            (p for p in (args.split / "data.yaml", args.split.parent / "data.yaml") if p.is_file()),
-            None,
+        mapping, dropped = split_class_map(
+            str(args.split), spec.classes, str(args.data_yaml) if args.data_yaml else None
         )
-        if data_yaml is not None:
-            import yaml
-
-            data_names = [str(n) for n in yaml.safe_load(data_yaml.read_text())["names"]]
-            mapping = class_map(spec.classes, data_names)
-            dropped = [n for n, m in zip(data_names, mapping, strict=True) if m < 0]
         started = time.monotonic()
         results = run_split(det, str(args.split), mapping=mapping)
         seconds = time.monotonic() - started

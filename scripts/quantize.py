@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.inference.bench import bench  # noqa: E402
 from edge.inference.detector import Detector  # noqa: E402
-from edge.inference.metrics import evaluate, run_split, split_items  # noqa: E402
+from edge.inference.metrics import evaluate, run_split, split_class_map, split_items  # noqa: E402
 from edge.inference.registry import ModelError, Registry, sha256_file  # noqa: E402
 
 try:
@@ -62,6 +62,20 @@ class Images(CalibrationDataReader):
         return None
 
 
+def head_nodes(path: Path) -> list[str]:
+    """Names of the Conv nodes that produce the raw predictions (their weights are named
+    ``head.{reg,obj,cls}_preds.*`` in YOLOX exports)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "Conv"
+        and any(".reg_preds." in i or ".obj_preds." in i or ".cls_preds." in i for i in n.input)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("model", help="manifest id")
@@ -69,11 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib-images", type=int, default=200)
     ap.add_argument("--eval", type=Path, required=True, help="YOLO split for the mAP check")
     ap.add_argument("--out", type=Path, required=True, help="the INT8 model to write")
-    ap.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="percentile")
+    ap.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model-dir", type=Path, default=Path("var/models"))
     ap.add_argument("--manifest", type=Path)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--keep-head-fp32",
+        action="store_true",
+        help="leave the head's output convolutions (box, objectness, class) in FP32",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
 
@@ -94,7 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        up = Path(tmp) / "opset13.onnx"
+        import onnx
+        from onnx import version_converter
+
+        model = onnx.load(str(src))
+        if max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) < 13:
+            # per-channel QDQ needs DequantizeLinear's axis attribute: opset 13
+            model = version_converter.convert_version(model, 13)
+        onnx.save(model, str(up))
+        quant_pre_process(str(up), str(pre), skip_symbolic_shape=True)
         method = {
             "minmax": CalibrationMethod.MinMax,
             "percentile": CalibrationMethod.Percentile,
@@ -110,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             weight_type=QuantType.QInt8,
             calibrate_method=method,
             extra_options={"CalibPercentile": 99.999} if args.method == "percentile" else {},
+            nodes_to_exclude=head_nodes(pre) if args.keep_head_fp32 else [],
         )
     quant_s = time.monotonic() - started
     int8_spec = replace(
@@ -120,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"model": spec.id, "method": args.method, "calib_images": len(calib)}
     for name, det in (("fp32", fp32), ("int8", int8)):
         row = bench(det, batches=(1,), runs=30)[0]
-        m50, m5095, per = evaluate(run_split(det, str(args.eval)), spec.classes, spec.threshold)
+        mapping, _ = split_class_map(str(args.eval), spec.classes)
+        results = run_split(det, str(args.eval), mapping=mapping)
+        m50, m5095, per = evaluate(results, spec.classes, spec.threshold)
         report[name] = {
             "model_ms": row["model_ms"],
             "map50": round(m50, 4),

@@ -170,6 +170,28 @@ def class_map(model_names: Sequence[str], data_names: Sequence[str]) -> np.ndarr
     return mapping.astype(np.int64)
 
 
+def split_class_map(
+    split_dir: str, model_names: Sequence[str], data_yaml: str | None = None
+) -> tuple[np.ndarray | None, list[str]]:
+    """The label->model class map from the dataset's ``data.yaml`` (beside or above the
+    split), and the dataset classes the model does not have; (None, []) without one."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(split_dir)
+    found = (
+        Path(data_yaml)
+        if data_yaml
+        else next((p for p in (root / "data.yaml", root.parent / "data.yaml") if p.is_file()), None)
+    )
+    if found is None:
+        return None, []
+    names = [str(n) for n in yaml.safe_load(found.read_text(encoding="utf-8"))["names"]]
+    mapping = class_map(model_names, names)
+    return mapping, [n for n, m in zip(names, mapping, strict=True) if m < 0]
+
+
 def run_split(
     detector,  # anything with detect_batch(frames, min_score)
     split_dir: str,
