@@ -43,7 +43,7 @@ from edge.analytics.fire import FireRule  # noqa: E402
 from edge.config import FireAnalytic  # noqa: E402
 from edge.inference.detector import Detector  # noqa: E402
 from edge.inference.registry import Registry  # noqa: E402
-from tests.fire_scenes import crops, frames_of, paste  # noqa: E402
+from tests.fire_scenes import crops, frames_of, jitter, paste, real_scenes  # noqa: E402
 
 PERIOD_S = 2.0
 T0 = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
@@ -67,27 +67,45 @@ def run_rule(det: Detector, frames: list[np.ndarray], cfg: FireAnalytic) -> list
 # --------------------------------------------------------------------------- scenes
 
 
+SIZES = {"near": 0.42, "far": 0.22}  # final sprite height, share of the frame height
+
+
 def fire_sequences(backgrounds, fires, smokes, rng, n_samples=60, start=15):
-    """(name, frames, start) with fire or smoke appearing at sample ``start``."""
+    """(name, frames, start, size) with fire or smoke appearing at sample ``start``.
+
+    Per background: fire and smoke, each near (a sprite 42% of the frame high when grown)
+    and far (22%), two of each: 8 sequences.
+    """
     seqs = []
     for b_i, bg in enumerate(backgrounds):
-        for s_i in range(6):
+        for s_i in range(8):
             kind = "fire" if s_i % 2 == 0 else "smoke"
+            size = "near" if (s_i // 2) % 2 == 0 else "far"
             pool = fires if kind == "fire" else smokes
             sprite = pool[int(rng.integers(len(pool)))]
             H, W = bg[0].shape[:2]
-            base = (int(rng.uniform(0.25, 0.75) * W), int(rng.uniform(0.55, 0.85) * H))
+            base = (int(rng.uniform(0.3, 0.7) * W), int(rng.uniform(0.6, 0.9) * H))
             frames = []
             for i in range(n_samples):
                 f = bg[(i * 7) % len(bg)]
                 if i >= start:
                     grow = min(1.0, 0.5 + 0.05 * (i - start))
-                    height = int(H * (0.22 if kind == "fire" else 0.35) * grow)
+                    height = int(H * SIZES[size] * grow)
                     alpha = float(np.clip(0.85 + rng.normal(0, 0.08), 0.6, 1.0))
-                    f = paste(f, sprite, base, height, alpha)
+                    f = paste(f, sprite, base, height, alpha, emissive=kind == "fire")
                 frames.append(f)
-            seqs.append((f"bg{b_i}-{kind}{s_i}", frames, start))
+            seqs.append((f"bg{b_i}-{kind}-{size}{s_i}", frames, start, size))
     return seqs
+
+
+def real_sequences(split: Path, rng, n_samples=45, start=15):
+    """Real fire/smoke frames (the test split) after 15 samples of the same view with the
+    fire inpainted away: (name, frames, start, kind)."""
+    out = []
+    for name, kind, before, after, _ in real_scenes(split):
+        frames = [jitter(before if i < start else after, rng) for i in range(n_samples)]
+        out.append((name, frames, start, kind))
+    return out
 
 
 def lookalikes(backgrounds, rng, n_samples=60):
@@ -238,14 +256,29 @@ def main(argv: list[str] | None = None) -> int:
     fires, smokes = crops(test, 0), crops(test, 2)
     started = time.monotonic()
 
+    real_rows = []
+    for name, frames, start, kind in real_sequences(test, rng):
+        alerts = run_rule(det, frames, cfg)
+        early = [a for a in alerts if a[0] < start]
+        late = [a for a in alerts if a[0] >= start]
+        real_rows.append(
+            {
+                "scene": name,
+                "kind": kind,
+                "detected": bool(late),
+                "time_to_alert_s": (late[0][0] - start) * PERIOD_S if late else None,
+                "false_before_insert": len(early),
+            }
+        )
     seq_rows = []
-    for name, frames, start in fire_sequences(backgrounds, fires, smokes, rng):
+    for name, frames, start, size in fire_sequences(backgrounds, fires, smokes, rng):
         alerts = run_rule(det, frames, cfg)
         early = [a for a in alerts if a[0] < start]
         late = [a for a in alerts if a[0] >= start]
         seq_rows.append(
             {
                 "sequence": name,
+                "size": size,
                 "detected": bool(late),
                 "time_to_alert_s": (late[0][0] - start) * PERIOD_S if late else None,
                 "false_before_insert": len(early),
@@ -260,16 +293,35 @@ def main(argv: list[str] | None = None) -> int:
         bg_alerts += len(run_rule(det, bg, cfg))
         bg_samples += len(bg)
     camera_days = bg_samples * PERIOD_S / 86400
-    detected = [r for r in seq_rows if r["detected"]]
+    detected = [r for r in real_rows if r["detected"]]
     times = [r["time_to_alert_s"] for r in detected]
+    by_size = {
+        size: round(
+            sum(r["detected"] for r in seq_rows if r["size"] == size)
+            / max(1, sum(r["size"] == size for r in seq_rows)),
+            3,
+        )
+        for size in SIZES
+    }
+    composited = [r for r in seq_rows if r["detected"]]
     report = {
-        "detection_rate": round(len(detected) / len(seq_rows), 3),
+        "detection_rate": round(len(detected) / max(1, len(real_rows)), 3),
+        "detection_rate_by_kind": {
+            k: round(
+                sum(r["detected"] for r in real_rows if r["kind"] == k)
+                / max(1, sum(r["kind"] == k for r in real_rows)),
+                3,
+            )
+            for k in ("fire", "smoke")
+        },
+        "composited_detection_rate": round(len(composited) / len(seq_rows), 3),
+        "composited_detection_rate_by_size": by_size,
         "median_time_to_alert_s": float(np.median(times)) if times else None,
-        "false_alarms_per_camera_day": round(
-            (bg_alerts + sum(r["false_before_insert"] for r in seq_rows)) / camera_days, 2
-        ),
+        "false_alarms_per_camera_day": round(bg_alerts / camera_days, 2),
+        "false_alarms_before_fire": sum(r["false_before_insert"] for r in real_rows + seq_rows),
         "lookalike_false_alarms": int(sum(r["alerts"] for r in look_rows)),
-        "sequences": seq_rows,
+        "real_scenes": real_rows,
+        "composited": seq_rows,
         "lookalikes": look_rows,
         "background": {"samples": bg_samples, "alerts": bg_alerts, "camera_days": camera_days},
         "config": {
@@ -287,15 +339,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report["alert_to_webhook_p95_s"] = None
 
-    print(f"{'sequence':<18}{'detected':>9}{'to alert s':>11}{'false before':>13}")
+    print(
+        f"{'real scene (test split)':<42}{'kind':>6}{'detected':>9}{'to alert s':>11}{'false':>6}"
+    )
+    for r in real_rows:
+        t = "-" if r["time_to_alert_s"] is None else f"{r['time_to_alert_s']:.0f}"
+        print(
+            f"{r['scene']:<42}{r['kind']:>6}{str(r['detected']):>9}{t:>11}"
+            f"{r['false_before_insert']:>6}"
+        )
+    print(f"{'composited sequence':<22}{'detected':>9}{'to alert s':>11}{'false before':>13}")
     for r in seq_rows:
         t = "-" if r["time_to_alert_s"] is None else f"{r['time_to_alert_s']:.0f}"
-        print(f"{r['sequence']:<18}{str(r['detected']):>9}{t:>11}{r['false_before_insert']:>13}")
+        print(f"{r['sequence']:<22}{str(r['detected']):>9}{t:>11}{r['false_before_insert']:>13}")
+    print(f"detection rate by size: {by_size}")
     print(f"{'look-alike':<24}{'alerts':>7}")
     for r in look_rows:
         print(f"{r['scene']:<24}{r['alerts']:>7}")
     print(
-        f"detection rate {report['detection_rate']:.2f}, median time to alert "
+        f"detection rate {report['detection_rate']:.2f} (real scenes; composited "
+        f"{report['composited_detection_rate']:.2f}), median time to alert "
         f"{report['median_time_to_alert_s']} s, false alarms/camera-day "
         f"{report['false_alarms_per_camera_day']}, look-alike false alarms "
         f"{report['lookalike_false_alarms']}, "

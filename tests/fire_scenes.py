@@ -41,13 +41,26 @@ def crops(split: Path, cls: int, min_side: int = 40) -> list[np.ndarray]:
 
 
 def feather(h: int, w: int) -> np.ndarray:
+    """A soft-edged, nearly rectangular mask (a superellipse): no visible oval."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    d = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
-    return np.clip((1.0 - d) * 2.0, 0, 1)[..., None]
+    d = np.abs((xx - w / 2) / (w / 2)) ** 4 + np.abs((yy - h / 2) / (h / 2)) ** 4
+    return np.clip((1.0 - d) * 3.0, 0, 1)[..., None]
 
 
-def paste(bg: np.ndarray, sprite: np.ndarray, base: tuple[int, int], height: int, alpha: float):
-    """Sprite scaled to ``height`` px with its bottom centre at ``base``."""
+def paste(
+    bg: np.ndarray,
+    sprite: np.ndarray,
+    base: tuple[int, int],
+    height: int,
+    alpha: float,
+    emissive: bool = False,
+) -> np.ndarray:
+    """Sprite scaled to ``height`` px with its bottom centre at ``base``.
+
+    ``emissive`` (fire): blended as light ("screen"), weighted by how bright and warm each
+    sprite pixel is, so the flames add to the scene and the sprite's dark surroundings
+    vanish. Otherwise (smoke): alpha-blended through the soft mask.
+    """
     h, w = sprite.shape[:2]
     nh = max(8, height)
     nw = max(8, round(w * nh / h))
@@ -57,9 +70,20 @@ def paste(bg: np.ndarray, sprite: np.ndarray, base: tuple[int, int], height: int
     xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + nw), min(H, y0 + nh)
     if xb <= xa or yb <= ya:
         return bg
-    m = feather(nh, nw)[ya - y0 : yb - y0, xa - x0 : xb - x0] * alpha
+    m = feather(nh, nw) * alpha
+    if emissive:
+        warm = (s[..., 2:3] - s[..., 0:1]).clip(0, 255) / 255.0
+        bright = s.max(axis=2, keepdims=True) / 255.0
+        m = m * np.clip(1.5 * bright * (0.5 + warm), 0, 1)
+    m = m[ya - y0 : yb - y0, xa - x0 : xb - x0]
+    part = s[ya - y0 : yb - y0, xa - x0 : xb - x0]
     out = bg.astype(np.float32)
-    out[ya:yb, xa:xb] = out[ya:yb, xa:xb] * (1 - m) + s[ya - y0 : yb - y0, xa - x0 : xb - x0] * m
+    region = out[ya:yb, xa:xb]
+    if emissive:
+        screen = 255.0 - (255.0 - region) * (255.0 - part) / 255.0
+        out[ya:yb, xa:xb] = region * (1 - m) + screen * m
+    else:
+        out[ya:yb, xa:xb] = region * (1 - m) + part * m
     return out.clip(0, 255).astype(np.uint8)
 
 
@@ -76,3 +100,39 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 25) -> Path:
             out.mux(s.encode(f))
         out.mux(s.encode(None))
     return path
+
+
+def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a live camera adds frame to frame: sensor noise, gain wobble, a pixel of shake."""
+    dx, dy = rng.integers(-1, 2, 2)
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    out = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+    out = out.astype(np.float32) * float(rng.uniform(0.97, 1.03))
+    out += rng.normal(0, 3, out.shape).astype(np.float32)
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def real_scenes(split: Path, width: int = 640, max_cover: float = 0.5):
+    """Real fire/smoke frames of a split with a known 'before': the labelled fire and smoke
+    inpainted away. Yields (name, kind, before, after, boxes in pixels) per usable image
+    (images where the boxes cover more than ``max_cover`` of the frame have no credible
+    'before' and are skipped)."""
+    for img_path, lbl_path in split_items(str(split)):
+        img = cv2.imread(img_path)
+        if img is None:
+            continue
+        h = round(img.shape[0] * width / img.shape[1])
+        img = cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
+        xyxy, cls = read_yolo_labels(lbl_path, width, h)
+        keep = (cls == 0) | (cls == 2)  # dataset classes: 0 Fire, 1 default, 2 smoke
+        xyxy, cls = xyxy[keep], cls[keep]
+        if not len(cls):
+            continue
+        mask = np.zeros((h, width), np.uint8)
+        for x1, y1, x2, y2 in xyxy.astype(int):
+            cv2.rectangle(mask, (x1 - 4, y1 - 4), (x2 + 4, y2 + 4), 255, -1)
+        if mask.mean() / 255 > max_cover:
+            continue
+        before = cv2.inpaint(img, mask, 7, cv2.INPAINT_TELEA)
+        kind = "fire" if (cls == 0).any() else "smoke"
+        yield Path(img_path).stem[:40], kind, before, img, xyxy
