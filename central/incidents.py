@@ -150,7 +150,8 @@ class IncidentManager:
         self.settings = cfg.incidents
         self.sessions = sessions
         self.signer = AckSigner(cfg.incidents.secret)
-        self.wake = threading.Event()  # set when deliveries are queued
+        self.wake = threading.Event()  # wakes the dispatcher
+        self.queued = False  # deliveries added in the current transaction
 
     # -- alerts in --------------------------------------------------------------------------
 
@@ -363,8 +364,14 @@ class IncidentManager:
                     )
                 )
                 n += 1
-        self.wake.set()
+        self.queued = True  # the caller wakes the dispatcher once its transaction commits
         return n
+
+    def committed(self) -> None:
+        """Call after the transaction that may have queued deliveries has committed."""
+        if self.queued:
+            self.queued = False
+            self.wake.set()
 
     # -- periodic: escalation and digests ---------------------------------------------------
 

@@ -98,6 +98,8 @@ class Ingestor:
                     outcome = self._hotspot(session, parsed, payload)
                 else:
                     outcome = self._edge(session, parsed, payload)
+            if self.incidents is not None:
+                self.incidents.committed()  # deliveries are visible now: send them
         except Rejected as exc:
             self.metrics.rejected.labels(exc.reason).inc()
             log.warning(
