@@ -126,7 +126,7 @@ class OnnxYolox(nn.Module):
             return env[name]
         if name in self.key:
             return self.params[self.key[name]]
-        return torch.from_numpy(self.consts[name].copy())
+        return torch.from_numpy(self.consts[name].copy()).to(env[self.input_name].device)
 
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         env: dict[str, torch.Tensor] = {self.input_name: x}
@@ -468,7 +468,7 @@ def yolox_loss(outs, targets, grid, stride):
     b, a, _ = raw.shape
     nc = raw.shape[2] - 5
     boxes = decode_boxes(raw, grid, stride)
-    obj_t = torch.zeros(b, a)
+    obj_t = torch.zeros(b, a, device=raw.device)
     reg_p, reg_t, cls_p, cls_t = [], [], [], []
     for i, (gt, gcls) in enumerate(targets):
         if len(gt) == 0:
@@ -507,16 +507,17 @@ def yolox_loss(outs, targets, grid, stride):
 @torch.no_grad()
 def validate(model: OnnxYolox, ds: Dataset, names: list[str], threshold: float) -> dict:
     model.eval()
-    grid, stride = grids(ds.size, torch.device("cpu"))
+    device = next(model.parameters()).device
+    grid, stride = grids(ds.size, device)
     results = []
     for i in range(len(ds)):
         img, xyxy, cls = ds.raw(i)
         r = ds.size / max(img.shape[:2])
         canvas = np.full((ds.size, ds.size, 3), 114, np.uint8)
         place(img, xyxy, r, canvas, 0, 0)
-        raw = flatten(model(to_tensor([canvas])))[0]
-        boxes = decode_boxes(raw, grid, stride).numpy() / r
-        scores = (torch.sigmoid(raw[:, 5:]) * torch.sigmoid(raw[:, 4:5])).numpy()
+        raw = flatten(model(to_tensor([canvas]).to(device)))[0]
+        boxes = decode_boxes(raw, grid, stride).cpu().numpy() / r
+        scores = (torch.sigmoid(raw[:, 5:]) * torch.sigmoid(raw[:, 4:5])).cpu().numpy()
         cid = scores.argmax(1)
         sc = scores[np.arange(len(cid)), cid]
         keep = sc >= 0.01
@@ -632,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         if val["map50"] > best:
             best = val["map50"]
             torch.save(model.state_dict(), tmp)
-    model.load_state_dict(torch.load(tmp))
+    model.load_state_dict(torch.load(tmp, map_location=device))
     model.export(args.weights, args.out, names)
     tmp.unlink(missing_ok=True)
     summary = {
