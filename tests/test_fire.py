@@ -99,6 +99,7 @@ def test_land_use_zones_route_the_kind() -> None:
     b = by_zone["hills"].attributes["target_bearing_deg"]
     assert isinstance(b, float) and 60 < b < 90
     assert by_zone["paddy"].attributes["target_bearing_deg"] > 90
+    assert by_zone["paddy"].attributes["camera_bearing_deg"] == 90.0
 
 
 def drifting_smoke(i: int) -> tuple[float, float, float, float, float, int]:

@@ -295,3 +295,31 @@ def test_models_bench_cli_prints_batches(tmp_path: Path) -> None:
     rows = json.loads(out.read_text())["rows"]
     assert [r["batch"] for r in rows] == [1, 2] and all(r["native"] for r in rows)
     assert all(r["images_per_s"] > 0 for r in rows)
+
+
+def test_the_model_cards_test_figures_are_reproduced(tmp_path: Path, assets: Path) -> None:
+    """scripts/eval_detector.py on the test split gives the committed (card) figures."""
+    card = json.loads((ROOT / "docs" / "benchmarks" / "eval_fire_smoke_nano_test.json").read_text())
+    out = tmp_path / "test.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "eval_detector.py"),
+            "fire_smoke_nano",
+            str(assets / "datasets" / "fire_smoke_ccby4" / "test"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(out.read_text())
+    assert got["sha256"] == card["sha256"]
+    assert got["map50"] == pytest.approx(card["map50"], abs=2e-3)
+    for name in ("fire", "smoke"):
+        assert got["per_class"][name]["ap50"] == pytest.approx(
+            card["per_class"][name]["ap50"], abs=2e-3
+        )
+    assert got["per_class"]["fire"]["ap50"] >= 0.5 and got["per_class"]["smoke"]["ap50"] >= 0.5

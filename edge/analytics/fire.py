@@ -293,6 +293,10 @@ class FireRule:
             "sightings": s.sightings,
             "urgent": s.use == "forest",
         }
+        if self.bearing_deg is not None:
+            attrs["camera_bearing_deg"] = self.bearing_deg
+        if self.hfov_deg is not None:
+            attrs["camera_hfov_deg"] = self.hfov_deg
         bearing = self.target_bearing(top.box)
         if bearing is not None:
             attrs["target_bearing_deg"] = bearing
