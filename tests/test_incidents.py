@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -332,3 +333,44 @@ def test_concurrent_alerts_do_not_crash_the_hub(world: dict) -> None:
         lambda: len(hub.get("/api/v1/incidents?kind=smoke&limit=1000")) >= 6, 10, what="6 smoke"
     )
     assert hub.get("/healthz")["mqtt"]
+
+
+def test_ranger_page_registers_its_service_worker_and_states_the_outcome(world: dict) -> None:
+    """Headless Chromium: the page explains a bad link, and on a good one registers the
+    service worker and says what became of the subscription (this machine has no browser
+    push service to reach, so it must say it could not subscribe, not hang)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian chromium is required (scripts/setup.sh installs it)"
+    hub: Hub = world["hub"]
+    base = f"http://127.0.0.1:{hub.port}"
+    artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            ctx = browser.new_context(permissions=["notifications"])
+            page = ctx.new_page()
+            page.goto(f"{base}/rangers")
+            assert "no team or token" in page.locator("#status").inner_text()
+            page.goto(f"{base}/rangers?team=rangers-north&token=enrol-123")
+            assert page.evaluate("document.querySelector('link[rel=manifest]').href").endswith(
+                "/rangers/manifest.webmanifest"
+            )
+            page.click("#enable")
+            page.wait_for_function(
+                "!/Asking|Not subscribed/.test(document.querySelector('#status').textContent)",
+                timeout=20000,
+            )
+            text = page.locator("#status").inner_text()
+            assert text.startswith(("Subscribed", "Could not subscribe")), text
+            scope = page.evaluate(
+                "navigator.serviceWorker.getRegistration('/rangers').then(r => r && r.scope)"
+            )
+            assert scope == f"{base}/rangers"
+            page.screenshot(path=str(artifacts / "rangers_page.png"))
+        finally:
+            browser.close()
