@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from central.api import cameras, events, health, hotspots, incidents
+from central.api import auth, cameras, events, health, hotspots, incidents, pages
 from central.config import HubConfig
 from central.hotspots import load_hotspots
 from central.incidents import Dispatcher, IncidentManager, load_vapid
 from central.ingest import Ingestor, MqttConsumer
+from central.live import LiveBus
 from central.metrics import HubMetrics
 from central.storage.db import make_engine, migrate, session_factory
+from central.watchdog import CameraWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,9 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     sessions = session_factory(engine)
     metrics = HubMetrics()
     manager = IncidentManager(cfg, sessions)
-    ingestor = Ingestor(sessions, cfg, metrics, manager)
+    live = LiveBus()
+    ingestor = Ingestor(sessions, cfg, metrics, manager, live)
+    watchdog = CameraWatchdog(sessions, cfg.alerts.camera_offline_grace_s, live.publish)
     consumer = MqttConsumer(cfg, ingestor, metrics) if consume else None
     needs_push = any(ch.type == "webpush" for t in cfg.teams for ch in t.channels)
     vapid_file, vapid_public = load_vapid(cfg.push.vapid_key_file) if needs_push else (None, None)
@@ -44,6 +48,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
         if consumer:
             consumer.start()
         dispatcher.start()
+        watchdog.start()
         log.info(
             "hub started",
             extra={
@@ -54,6 +59,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            watchdog.stop()
             dispatcher.stop()
             if consumer:
                 consumer.stop()
@@ -76,6 +82,8 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.incidents = manager
     app.state.dispatcher = dispatcher
     app.state.vapid_public = vapid_public
-    for module in (events, cameras, health, hotspots, incidents):
+    app.state.live = live
+    app.state.watchdog = watchdog
+    for module in (auth, events, cameras, health, hotspots, incidents, pages):
         app.include_router(module.router)
     return app

@@ -116,6 +116,49 @@ class PushSettings(_Strict):
     ttl_s: int = Field(3600, ge=0)
 
 
+class AuthSettings(_Strict):
+    """Accounts, sessions and bearer tokens (users live in the database: ``edgewatch user``)."""
+
+    session_ttl_s: int = Field(12 * 3600, ge=60, description="browser session lifetime")
+    token_ttl_s: int = Field(12 * 3600, ge=60, description="bearer token lifetime (OAuth2 flow)")
+    idle_timeout_s: int = Field(
+        4 * 3600, ge=60, description="a browser session unused this long ends"
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="Secure cookie flag; auto: when the request came over https"
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="failed logins per user name or client before a lock-out"
+    )
+    login_window_s: float = Field(300.0, gt=0, description="window the failures are counted in")
+
+
+class AlertSettings(_Strict):
+    """How the dashboard treats events: which are urgent, which need review, camera outages."""
+
+    urgent: list[str] = Field(
+        default_factory=lambda: ["forest_fire", "flood_level:III"],
+        description="kind or kind:label that sound an alarm on the live page",
+    )
+    review_kinds: list[str] = Field(
+        default_factory=lambda: [
+            "red_light",
+            "wrong_way",
+            "lane_restriction",
+            "no_stopping",
+            "speeding",
+            "no_helmet",
+        ],
+        description="event kinds that enter the traffic review queue",
+    )
+    camera_offline_grace_s: float = Field(
+        120.0, ge=0, description="a camera offline this long raises a camera_offline alert"
+    )
+
+    def is_urgent(self, kind: str, label: str | None) -> bool:
+        return kind in self.urgent or f"{kind}:{label}" in self.urgent
+
+
 class HubConfig(_Strict):
     database_url: str = Field(
         "sqlite:///var/hub.sqlite3",
@@ -133,6 +176,8 @@ class HubConfig(_Strict):
     teams: list[Team] = Field(default_factory=list)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

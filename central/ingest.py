@@ -24,12 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central.config import HubConfig
 from central.incidents import IncidentManager, is_fire_kind
+from central.live import LiveBus
 from central.metrics import HubMetrics
 from central.storage.db import as_utc
 from central.storage.models import (
     CameraRow,
     EdgeRow,
     EventRow,
+    EventUpdateRow,
     HotspotReadingRow,
     SnapshotRow,
 )
@@ -74,11 +76,15 @@ class Ingestor:
         cfg: HubConfig,
         metrics: HubMetrics,
         incidents: IncidentManager | None = None,
+        live: LiveBus | None = None,
     ):
         self.sessions = sessions
         self.limits = cfg.limits
+        self.review_kinds = frozenset(cfg.alerts.review_kinds)
         self.metrics = metrics
         self.incidents = incidents
+        self.live = live
+        self._changed: str | None = None
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         parsed = contract.parse_topic(topic)
@@ -87,6 +93,7 @@ class Ingestor:
         try:
             if parsed is None:
                 raise Rejected("unknown_topic", "not part of the edgewatch/v1 contract")
+            self._changed = None
             with self.sessions.begin() as session:
                 if parsed.kind == "event":
                     outcome = self._event(session, parsed, payload)
@@ -100,6 +107,8 @@ class Ingestor:
                     outcome = self._edge(session, parsed, payload)
             if self.incidents is not None:
                 self.incidents.committed()  # deliveries are visible now: send them
+            if self.live is not None and self._changed is not None:
+                self.live.publish({"type": "event", "id": self._changed})
         except Rejected as exc:
             self.metrics.rejected.labels(exc.reason).inc()
             log.warning(
@@ -144,6 +153,8 @@ class Ingestor:
         if row is None:
             row = EventRow(
                 id=str(msg.id),
+                status="new",
+                review="pending" if msg.kind in self.review_kinds else None,
                 site=msg.site,
                 edge_id=msg.edge_id,
                 camera_id=msg.camera_id,
@@ -159,6 +170,7 @@ class Ingestor:
                 **fields,
             )
             session.add(row)
+            self._timeline(session, msg, now)
             if self.incidents is not None and is_fire_kind(msg.kind):
                 bearing = msg.attributes.get("target_bearing_deg")
                 session.flush()
@@ -174,7 +186,21 @@ class Ingestor:
             if value is not None or key in ("box",):
                 setattr(row, key, value)
         row.messages += 1
+        self._timeline(session, msg, now)
         return "stored"
+
+    def _timeline(self, session: Session, msg: EventMessage, now: datetime) -> None:
+        session.add(
+            EventUpdateRow(
+                event_id=str(msg.id),
+                seq=msg.seq,
+                type=msg.type,
+                frame_time=msg.frame_time,
+                score=msg.score,
+                received_at=now,
+            )
+        )
+        self._changed = str(msg.id)
 
     def _snapshot(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
         if len(payload) > self.limits.max_snapshot_bytes:

@@ -105,6 +105,7 @@ def cmd_hub_run(args: argparse.Namespace) -> int:
         port=args.port or cfg.http.port,
         log_config=None,
         access_log=False,
+        timeout_graceful_shutdown=3,  # live streams never end on their own
     )
     return 0
 
@@ -165,8 +166,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
                     unknown = [c for c in wanted if c not in spec.classes]
                     if unknown:
                         problems.append(
-                            f"cameras.{i}.analytics.{j}.classes: {unknown} not in model "
-                            f"{a.model!r}"
+                            f"cameras.{i}.analytics.{j}.classes: {unknown} not in model {a.model!r}"
                         )
         except ModelError as exc:
             problems = [f"models.manifest: {exc}"]
@@ -276,6 +276,78 @@ def cmd_models_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- users -----------------------------------------------------------------------------------
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        print("no terminal to ask for the password: pipe it with --password-stdin", file=sys.stderr)
+        return None
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        print("the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from central.config import HubConfig
+
+    try:
+        cfg = load_config(args.config, HubConfig)
+    except ConfigError as exc:
+        return _die(exc.lines())
+    from central import auth
+    from central.storage.db import as_utc, make_engine, migrate, session_factory
+    from central.storage.models import UserRow
+
+    engine = make_engine(cfg.database_url)
+    try:
+        migrate(engine)
+        sessions = session_factory(engine)
+        with sessions.begin() as session:
+            if args.sub == "list":
+                from sqlalchemy import select
+
+                rows = session.scalars(select(UserRow).order_by(UserRow.username)).all()
+                print(f"{'user':<24} {'role':<9} {'state':<9} last login")
+                for r in rows:
+                    last = as_utc(r.last_login_at)
+                    print(
+                        f"{r.username:<24} {r.role:<9} "
+                        f"{'disabled' if r.disabled else 'active':<9} "
+                        f"{last.isoformat(timespec='seconds') if last else 'never'}"
+                    )
+                return 0
+            if args.sub == "token":
+                from sqlalchemy import select
+
+                row = session.scalar(select(UserRow).where(UserRow.username == args.username))
+                if row is None:
+                    return _die([f"no user {args.username!r}"], 1)
+                secret, _ = auth.start_session(session, row, "bearer", int(args.days * 86400))
+                print(secret)
+                return 0
+            password = _read_password(args)
+            if password is None:
+                return 1
+            if args.sub == "add":
+                auth.add_user(session, args.username, args.role, password)
+                print(f"user {args.username} added ({args.role})")
+            else:
+                auth.set_password(session, args.username, password)
+                print(f"password of {args.username} changed; their sessions are ended")
+            return 0
+    except auth.AuthError as exc:
+        return _die([f"user {args.sub}: {exc}"], 1)
+    finally:
+        engine.dispose()
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 
@@ -334,6 +406,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mqtt-port", type=int, default=1883)
     demo.add_argument("--no-rtsp", action="store_true", help="read the file instead of RTSP")
     demo.set_defaults(func=cmd_demo)
+
+    user = sub.add_parser("user", help="hub accounts").add_subparsers(dest="sub", required=True)
+    for name, helptext in (
+        ("add", "add a user (password from the terminal or --password-stdin)"),
+        ("passwd", "set a user's password (ends their sessions)"),
+        ("list", "list users and roles"),
+        ("token", "print a long-lived bearer token (for Prometheus or a script)"),
+    ):
+        u = user.add_parser(name, help=helptext)
+        u.add_argument("-c", "--config", required=True, help="hub config YAML (for the database)")
+        if name != "list":
+            u.add_argument("username")
+        if name == "add":
+            u.add_argument(
+                "--role", required=True, choices=("admin", "operator", "ranger", "viewer")
+            )
+        if name in ("add", "passwd"):
+            u.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+        if name == "token":
+            u.add_argument("--days", type=float, default=365.0, help="lifetime (default 365)")
+        u.set_defaults(func=cmd_user)
 
     config = sub.add_parser("config", help="configs").add_subparsers(dest="sub", required=True)
     c_check = config.add_parser("check", help="validate a config; exit 2 on errors")

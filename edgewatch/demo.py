@@ -26,6 +26,34 @@ def _say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
+def _demo_admin(database_url: str) -> tuple[str, bool]:
+    """The demo's ``admin`` account: EDGEWATCH_DEMO_PASSWORD, or a random password."""
+    import os
+    import secrets
+
+    from sqlalchemy import select
+
+    from central import auth
+    from central.storage.db import make_engine, migrate, session_factory
+    from central.storage.models import UserRow
+
+    password = os.environ.get("EDGEWATCH_DEMO_PASSWORD") or ""
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(12)
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        with session_factory(engine).begin() as session:
+            if session.scalar(select(UserRow).where(UserRow.username == "admin")) is None:
+                auth.add_user(session, "admin", "admin", password)
+            else:
+                auth.set_password(session, "admin", password)
+    finally:
+        engine.dispose()
+    return password, generated
+
+
 def run_demo(args: argparse.Namespace) -> int:
     assets = Path(args.assets).resolve()
     work = Path(args.workdir).resolve()
@@ -86,6 +114,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "http": {"host": "127.0.0.1", "port": args.http_port},
         }
         (work / "hub.yaml").write_text(yaml.safe_dump(hub_cfg))
+        password, generated = _demo_admin(str(hub_cfg["database_url"]))
         hub = procs.spawn(
             procs.edgewatch_cmd("hub", "run", "-c", str(work / "hub.yaml")), logs / "hub.log"
         )
@@ -145,7 +174,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
         base = f"http://127.0.0.1:{args.http_port}"
         _say(f"broker:  mqtt://127.0.0.1:{mqtt_port}")
-        _say(f"events:  {base}/api/v1/events")
+        _say(f"dashboard: {base}/ui  (user admin)")
+        if generated:
+            _say(f"admin password (random; set EDGEWATCH_DEMO_PASSWORD to choose): {password}")
+        else:
+            _say("admin password: the one in EDGEWATCH_DEMO_PASSWORD")
+        _say(f"events:  {base}/api/v1/events (log in, or a bearer token from /api/v1/auth/token)")
         _say(f"cameras: {base}/api/v1/cameras")
         _say(f"API doc: {base}/docs")
         _say(f"logs:    {logs}/")

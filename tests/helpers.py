@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +126,39 @@ class Process:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+ADMIN = ("admin", "admin-password-for-tests")
+
+
+def ensure_user(db_url: str, username: str, role: str, password: str) -> None:
+    """Create (or reset) an account directly in the hub's database."""
+    from sqlalchemy import select
+
+    from central import auth
+    from central.storage.db import make_engine, migrate, session_factory
+    from central.storage.models import UserRow
+
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)
+        with session_factory(engine).begin() as session:
+            row = session.scalar(select(UserRow).where(UserRow.username == username))
+            if row is None:
+                auth.add_user(session, username, role, password)
+            else:
+                auth.set_password(session, username, password)
+                row.role = role
+    finally:
+        engine.dispose()
+
+
+def bearer_token(base: str, username: str, password: str) -> str:
+    """OAuth2 password flow, as an API client does it."""
+    data = urllib.parse.urlencode({"username": username, "password": password}).encode()
+    req = urllib.request.Request(f"{base}/api/v1/auth/token", data=data, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)["access_token"]
+
+
 class Hub(Process):
     def __init__(
         self,
@@ -153,14 +187,26 @@ class Hub(Process):
                 **(extra or {}),
             },
         )
+        self.db_url = db_url
+        self.token: str | None = None
 
-    def post(self, path: str, body: dict | None = None) -> tuple[int, Any]:
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _auth(self) -> dict[str, str]:
+        if self.token is None:
+            ensure_user(self.db_url, *ADMIN[:1], "admin", ADMIN[1])
+            self.token = bearer_token(self.base, *ADMIN)
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def post(self, path: str, body: dict | None = None, auth: bool = True) -> tuple[int, Any]:
         data = json.dumps(body or {}).encode()
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}",
             data=data,
             method="POST",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **(self._auth() if auth else {})},
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
@@ -174,8 +220,10 @@ class Hub(Process):
             raise RuntimeError(f"hub did not start:\n{self.log_text()[-3000:]}")
         wait_for(lambda: self.get("/healthz")["mqtt"], 15, what="hub connected to broker")
 
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+    def get(self, path: str, auth: bool = True) -> Any:
+        headers = self._auth() if auth and path != "/healthz" else {}
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers)
+        with urllib.request.urlopen(req, timeout=10) as r:
             body = r.read()
             return json.loads(body) if r.headers.get_content_type() == "application/json" else body
 

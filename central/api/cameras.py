@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import func, select
 
-from central.api.deps import SessionDep
+from central.api.deps import SessionDep, UserDep
 from central.api.schemas import CameraOut, EdgeOut
 from central.storage.db import as_utc
 from central.storage.models import CameraRow, EdgeRow
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["cameras", "edges"])
     response_model=list[CameraOut],
     summary="Cameras with their latest status; offline when their edge is offline",
 )
-def list_cameras(session: SessionDep) -> list[CameraOut]:
+def list_cameras(session: SessionDep, _user: UserDep) -> list[CameraOut]:
     edges = {(e.site, e.edge_id): e.state for e in session.scalars(select(EdgeRow))}
     out = []
     for c in session.scalars(select(CameraRow).order_by(CameraRow.site, CameraRow.camera_id)):
@@ -43,7 +43,7 @@ def list_cameras(session: SessionDep) -> list[CameraOut]:
 
 
 @router.get("/edges", response_model=list[EdgeOut])
-def list_edges(session: SessionDep) -> list[EdgeOut]:
+def list_edges(session: SessionDep, _user: UserDep) -> list[EdgeOut]:
     counts = dict(
         session.execute(select(CameraRow.edge_id, func.count()).group_by(CameraRow.edge_id)).all()
     )

@@ -1,12 +1,25 @@
-"""Dependencies injected into the routers."""
+"""Dependencies injected into the routers: the DB session and the caller's account."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+
+from central import auth
+from central.auth import User
+
+COOKIE = "ew_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Declares the OAuth2 password flow in OpenAPI (the "Authorize" button in /docs); the
+# cookie is checked too, so auto_error is off and the 401 comes from ``current_user``.
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -15,3 +28,46 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def optional_user(
+    request: Request, session: SessionDep, bearer: Annotated[str | None, Depends(oauth2)]
+) -> User | None:
+    settings = request.app.state.cfg.auth
+    if bearer:
+        return auth.resolve(session, bearer, "bearer", settings)
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    user = auth.resolve(session, cookie, "cookie", settings)
+    if user is not None and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not user.csrf or not hmac.compare_digest(sent, user.csrf):
+            raise HTTPException(403, "missing or wrong CSRF token (send X-CSRF-Token)")
+    return user
+
+
+def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise HTTPException(
+            401, "not authenticated", headers={"WWW-Authenticate": 'Bearer realm="edgewatch"'}
+        )
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]
+OptionalUserDep = Annotated[User | None, Depends(optional_user)]
+
+
+def require(permission: str) -> Callable[[User], User]:
+    def check(user: UserDep) -> User:
+        if not user.can(permission):
+            raise HTTPException(403, f"the {user.role} role may not do this ({permission})")
+        return user
+
+    return check
+
+
+ActorDep = Annotated[User, Depends(require("act"))]
+ReviewerDep = Annotated[User, Depends(require("review"))]
+AdminDep = Annotated[User, Depends(require("users"))]

@@ -1,20 +1,41 @@
+"""Alerts (events): list, detail with timeline and audit, actions, evidence, live stream."""
+
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from central.api.deps import SessionDep
-from central.api.schemas import EventOut, EventPage
+from central.api.deps import ActorDep, ReviewerDep, SessionDep, UserDep
+from central.api.schemas import EventDetail, EventOut, EventPage
+from central.auth import RANGER_KINDS, User
+from central.config import HubConfig
 from central.storage.db import as_utc
-from central.storage.models import EventRow, SnapshotRow
+from central.storage.models import EventAuditRow, EventRow, EventUpdateRow, SnapshotRow
 
-router = APIRouter(prefix="/api/v1/events", tags=["events"])
+router = APIRouter(tags=["events"])
+
+Status = Literal["new", "acknowledged", "resolved", "false_alarm"]
+FINAL = ("resolved", "false_alarm")
+# Attributes that are evidence (plates, clips): only for roles that may see evidence.
+EVIDENCE_PREFIXES = ("plate", "clip", "evidence")
+KEEPALIVE_S = 15.0
 
 
-def to_out(row: EventRow, has_snapshot: bool) -> EventOut:
+def to_out(row: EventRow, has_snapshot: bool, cfg: HubConfig, user: User | None) -> EventOut:
+    evidence = user is None or user.can("evidence")
+    attrs = dict(row.attributes or {})
+    if not evidence:
+        attrs = {k: v for k, v in attrs.items() if not k.startswith(EVIDENCE_PREFIXES)}
     return EventOut(
         id=row.id,
         kind=row.kind,
@@ -34,25 +55,58 @@ def to_out(row: EventRow, has_snapshot: bool) -> EventOut:
         lat=row.lat,
         lon=row.lon,
         messages=row.messages,
-        snapshot_url=f"/api/v1/events/{row.id}/snapshot.jpg" if has_snapshot else None,
-        attributes=row.attributes or {},
+        snapshot_url=(
+            f"/api/v1/events/{row.id}/snapshot.jpg" if has_snapshot and evidence else None
+        ),
+        attributes=attrs,
+        urgent=cfg.alerts.is_urgent(row.kind, row.label),
+        status=(row.status or "new"),  # type: ignore[arg-type]
+        status_by=row.status_by,
+        status_at=as_utc(row.status_at),
+        review=row.review,  # type: ignore[arg-type]
+        reviewer=row.reviewer,
+        review_reason=row.review_reason,
+        reviewed_at=as_utc(row.reviewed_at),
+        evidence=evidence,
     )
 
 
-@router.get("", response_model=EventPage, summary="List events, newest first")
+def _visible(query: Any, user: User) -> Any:
+    if user.role == "ranger":
+        return query.where(EventRow.kind.in_(sorted(RANGER_KINDS)))
+    return query
+
+
+def _get(session: Session, event_id: str, user: User, lock: bool = False) -> EventRow:
+    row = session.get(EventRow, event_id, with_for_update=lock)
+    if row is None or not user.may_see_kind(row.kind):
+        raise HTTPException(404, "no such event")
+    return row
+
+
+def _has_snapshots(session: Session, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    return set(session.scalars(select(SnapshotRow.event_id).where(SnapshotRow.event_id.in_(ids))))
+
+
+@router.get("/api/v1/events", response_model=EventPage, summary="List alerts, newest first")
 def list_events(
+    request: Request,
     session: SessionDep,
+    user: UserDep,
     kind: str | None = None,
     camera: str | None = Query(None, description="camera id"),
     label: str | None = None,
     state: Literal["active", "ended"] | None = None,
+    status: Status | None = Query(None, description="what the operators did with it"),
     since: datetime | None = Query(None, description="events that started at or after this"),
     order: Literal["desc", "asc"] = "desc",
     sort: Literal["start_time", "received_at"] = "start_time",
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> EventPage:
-    query = select(EventRow)
+    query = _visible(select(EventRow), user)
     if kind:
         query = query.where(EventRow.kind == kind)
     if camera:
@@ -61,38 +115,73 @@ def list_events(
         query = query.where(EventRow.label == label)
     if state:
         query = query.where(EventRow.state == state)
+    if status:
+        query = query.where(EventRow.status == status)
     if since:
         query = query.where(EventRow.start_time >= since)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     col = EventRow.start_time if sort == "start_time" else EventRow.first_received_at
     keys = (col.asc(), EventRow.id.asc()) if order == "asc" else (col.desc(), EventRow.id.desc())
     rows = session.scalars(query.order_by(*keys).limit(limit).offset(offset)).all()
-    ids = [r.id for r in rows]
-    with_snap = (
-        set(session.scalars(select(SnapshotRow.event_id).where(SnapshotRow.event_id.in_(ids))))
-        if ids
-        else set()
-    )
+    snaps = _has_snapshots(session, [r.id for r in rows])
+    cfg = request.app.state.cfg
     return EventPage(
-        items=[to_out(r, r.id in with_snap) for r in rows], total=total, limit=limit, offset=offset
+        items=[to_out(r, r.id in snaps, cfg, user) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
-@router.get("/{event_id}", response_model=EventOut)
-def get_event(event_id: str, session: SessionDep) -> EventOut:
-    row = session.get(EventRow, event_id)
-    if row is None:
-        raise HTTPException(404, "no such event")
-    has = session.get(SnapshotRow, event_id) is not None
-    return to_out(row, has)
+def _detail(session: Session, row: EventRow, cfg: HubConfig, user: User) -> EventDetail:
+    base = to_out(row, session.get(SnapshotRow, row.id) is not None, cfg, user)
+    updates = session.scalars(
+        select(EventUpdateRow).where(EventUpdateRow.event_id == row.id).order_by(EventUpdateRow.seq)
+    )
+    audit = session.scalars(
+        select(EventAuditRow).where(EventAuditRow.event_id == row.id).order_by(EventAuditRow.id)
+    )
+    return EventDetail(
+        **base.model_dump(),
+        timeline=[
+            {
+                "seq": u.seq,
+                "type": u.type,
+                "frame_time": as_utc(u.frame_time),
+                "score": u.score,
+                "received_at": as_utc(u.received_at),
+            }
+            for u in updates
+        ],
+        audit=[
+            {"time": as_utc(a.time), "actor": a.actor, "action": a.action, "note": a.note}
+            for a in audit
+        ],
+    )
 
 
 @router.get(
-    "/{event_id}/snapshot.jpg",
-    response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no snapshot"}},
+    "/api/v1/events/{event_id}",
+    response_model=EventDetail,
+    summary="One alert with its timeline of updates and its audit trail",
 )
-def get_snapshot(event_id: str, session: SessionDep) -> Response:
+def get_event(event_id: str, request: Request, session: SessionDep, user: UserDep) -> EventDetail:
+    return _detail(session, _get(session, event_id, user), request.app.state.cfg, user)
+
+
+@router.get(
+    "/api/v1/events/{event_id}/snapshot.jpg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}},
+        403: {"description": "the role may not see evidence"},
+        404: {"description": "no snapshot"},
+    },
+)
+def get_snapshot(event_id: str, session: SessionDep, user: UserDep) -> Response:
+    if not user.can("evidence"):
+        raise HTTPException(403, f"the {user.role} role may not see evidence")
+    _get(session, event_id, user)
     snap = session.get(SnapshotRow, event_id)
     if snap is None:
         raise HTTPException(404, "no snapshot for this event")
@@ -100,4 +189,190 @@ def get_snapshot(event_id: str, session: SessionDep) -> Response:
         snap.jpeg,
         media_type="image/jpeg",
         headers={"ETag": f'"{snap.sha256}"', "Cache-Control": "private, max-age=60"},
+    )
+
+
+class ActionIn(BaseModel):
+    note: str | None = Field(None, max_length=2000)
+
+
+def _act(
+    request: Request, session: Session, event_id: str, user: User, status: Status, note: str | None
+) -> EventDetail:
+    row = _get(session, event_id, user, lock=True)
+    current = row.status or "new"
+    if current in FINAL:
+        raise HTTPException(409, f"already {current} by {row.status_by}")
+    if current == status:
+        raise HTTPException(409, f"already {current} by {row.status_by}")
+    now = datetime.now(UTC)
+    row.status, row.status_by, row.status_at = status, user.username, now
+    session.add(
+        EventAuditRow(event_id=row.id, time=now, actor=user.username, action=status, note=note)
+    )
+    session.commit()
+    request.app.state.live.publish({"type": "event", "id": row.id})
+    return _detail(session, row, request.app.state.cfg, user)
+
+
+@router.post(
+    "/api/v1/events/{event_id}/ack",
+    response_model=EventDetail,
+    summary="Acknowledge an alert (operators; rangers for fire)",
+)
+def ack(
+    event_id: str,
+    request: Request,
+    session: SessionDep,
+    user: ActorDep,
+    body: ActionIn | None = None,
+) -> EventDetail:
+    return _act(request, session, event_id, user, "acknowledged", (body or ActionIn()).note)
+
+
+@router.post("/api/v1/events/{event_id}/resolve", response_model=EventDetail)
+def resolve(
+    event_id: str,
+    request: Request,
+    session: SessionDep,
+    user: ActorDep,
+    body: ActionIn | None = None,
+) -> EventDetail:
+    return _act(request, session, event_id, user, "resolved", (body or ActionIn()).note)
+
+
+@router.post("/api/v1/events/{event_id}/false_alarm", response_model=EventDetail)
+def false_alarm(
+    event_id: str,
+    request: Request,
+    session: SessionDep,
+    user: ActorDep,
+    body: ActionIn | None = None,
+) -> EventDetail:
+    return _act(request, session, event_id, user, "false_alarm", (body or ActionIn()).note)
+
+
+# -- traffic review queue -----------------------------------------------------------------
+
+
+class ReviewIn(BaseModel):
+    decision: Literal["confirmed", "rejected"]
+    reason: str | None = Field(None, max_length=2000, description="required to reject")
+
+
+@router.get(
+    "/api/v1/reviews",
+    response_model=EventPage,
+    tags=["reviews"],
+    summary="Traffic violations by review state, oldest first (the queue)",
+)
+def list_reviews(
+    request: Request,
+    session: SessionDep,
+    user: ReviewerDep,
+    state: Literal["pending", "confirmed", "rejected"] = "pending",
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> EventPage:
+    query = select(EventRow).where(EventRow.review == state)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(EventRow.start_time.asc(), EventRow.id).limit(limit).offset(offset)
+    ).all()
+    snaps = _has_snapshots(session, [r.id for r in rows])
+    cfg = request.app.state.cfg
+    return EventPage(
+        items=[to_out(r, r.id in snaps, cfg, user) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/api/v1/reviews/{event_id}",
+    response_model=EventDetail,
+    tags=["reviews"],
+    summary="Confirm or reject a pending violation",
+)
+def decide(
+    event_id: str, body: ReviewIn, request: Request, session: SessionDep, user: ReviewerDep
+) -> EventDetail:
+    row = _get(session, event_id, user, lock=True)
+    if row.review is None:
+        raise HTTPException(404, "this event is not a traffic violation")
+    if row.review != "pending":
+        raise HTTPException(409, f"already {row.review} by {row.reviewer}")
+    reason = (body.reason or "").strip() or None
+    if body.decision == "rejected" and reason is None:
+        raise HTTPException(422, "a rejection needs a reason")
+    now = datetime.now(UTC)
+    row.review, row.reviewer, row.review_reason, row.reviewed_at = (
+        body.decision,
+        user.username,
+        reason,
+        now,
+    )
+    session.add(
+        EventAuditRow(
+            event_id=row.id, time=now, actor=user.username, action=body.decision, note=reason
+        )
+    )
+    session.commit()
+    request.app.state.live.publish({"type": "event", "id": row.id})
+    return _detail(session, row, request.app.state.cfg, user)
+
+
+# -- live stream --------------------------------------------------------------------------
+
+
+def _sse(event: str, data: dict[str, Any], ident: int | None = None) -> bytes:
+    head = f"id: {ident}\n" if ident is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+@router.get(
+    "/api/v1/alerts/stream",
+    summary="Server-Sent Events: every new or changed alert the caller may see",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(request: Request, user: UserDep) -> StreamingResponse:
+    app = request.app
+    sub = app.state.live.subscribe()
+
+    def load(event_id: str) -> dict[str, Any] | None:
+        with app.state.sessions() as session:
+            row = session.get(EventRow, event_id)
+            if row is None or not user.may_see_kind(row.kind):
+                return None
+            has = session.get(SnapshotRow, event_id) is not None
+            return to_out(row, has, app.state.cfg, user).model_dump(mode="json")
+
+    async def gen() -> AsyncIterator[bytes]:
+        n = 0
+        try:
+            yield b"retry: 2000\n\n" + _sse("hello", {"user": user.username})
+            while True:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield b": keepalive\n\n"
+                    continue
+                if item.get("type") == "resync":
+                    yield _sse("resync", {})
+                    continue
+                doc = await run_in_threadpool(load, item["id"])
+                if doc is not None:
+                    n += 1
+                    yield _sse("alert", doc, n)
+        finally:
+            app.state.live.unsubscribe(sub)
+
+    return StreamingResponse(
+        gen(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

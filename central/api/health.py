@@ -4,12 +4,18 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from central.api.deps import UserDep
 from central.api.schemas import Health
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Liveness for load balancers (public: says ok or degraded, nothing else)",
+    openapi_extra={"x-edgewatch-auth": "public"},
+)
 def healthz(request: Request, response: Response) -> Health:
     try:
         with request.app.state.sessions() as session:
@@ -25,9 +31,12 @@ def healthz(request: Request, response: Response) -> Health:
 
 
 @router.get(
-    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    summary="Prometheus metrics (any account; mint a token with `edgewatch user token`)",
 )
-def metrics(request: Request) -> Response:
+def metrics(request: Request, _user: UserDep) -> Response:
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

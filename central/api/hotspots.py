@@ -18,12 +18,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
-from central.api.deps import SessionDep
+from central.api.deps import SessionDep, UserDep
 from central.hotspots import Hotspot
 from central.storage.db import as_utc
 from central.storage.models import HotspotReadingRow
 
-router = APIRouter(tags=["hotspots (public)"])
+router = APIRouter()
 WEB = Path(__file__).resolve().parents[1] / "web"
 STALE_PERIODS = 3
 CACHE_CONTROL = "public, max-age=10, must-revalidate"
@@ -147,9 +147,46 @@ def _not_modified(request: Request, etag: str) -> bool:
     return any(t.strip() in (etag, "W/" + etag, "*") for t in given.split(",") if t.strip())
 
 
+PUBLIC = {"x-edgewatch-auth": "public"}
+
+
+@router.get(
+    "/api/v1/hotspots/internal",
+    summary="The hotspots with internal fields (camera, edge, raw reading) for the IOC",
+    tags=["hotspots (internal)"],
+)
+def internal_hotspots(
+    request: Request, session: SessionDep, _user: UserDep
+) -> list[dict[str, Any]]:
+    cache = _cache(request)
+    now = datetime.now(UTC)
+    with cache.lock:
+        _refresh(session, cache)
+        latest = dict(cache.latest)
+    out = []
+    for h in _hotspots(request):
+        row = latest.get(h.id)
+        props = _feature(h, row, now)["properties"]
+        props.update(
+            lat=h.lat,
+            lon=h.lon,
+            site=row.site if row else None,
+            edge_id=row.edge_id if row else None,
+            camera_id=row.camera_id if row else None,
+            period_s=row.period_s if row else h.period_s,
+            received_at=as_utc(row.received_at).isoformat() if row else None,  # type: ignore[union-attr]
+            reading=row.doc if row else None,
+        )
+        out.append(props)
+    out.sort(key=lambda p: -p["severity"])
+    return out
+
+
 @router.get(
     "/api/v1/hotspots",
     summary="Flood hotspots with their latest level and state (GeoJSON, public)",
+    openapi_extra=PUBLIC,
+    tags=["hotspots (public)"],
     responses={
         200: {"content": {"application/geo+json": {}}},
         304: {"description": "Not modified (If-None-Match matched the ETag)"},
@@ -190,6 +227,8 @@ def list_hotspots(request: Request, session: SessionDep) -> Response:
 @router.get(
     "/api/v1/hotspots/{hotspot_id}/history",
     summary="A hotspot's readings since a time (for charts; public)",
+    openapi_extra=PUBLIC,
+    tags=["hotspots (public)"],
     responses={304: {"description": "Not modified"}, 404: {"description": "No such hotspot"}},
 )
 def hotspot_history(

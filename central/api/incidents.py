@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from central.api.deps import SessionDep
+from central.api.deps import OptionalUserDep, SessionDep, UserDep
+from central.auth import User
 from central.incidents import IncidentManager
 from central.storage.db import as_utc
 from central.storage.models import (
@@ -118,6 +119,7 @@ def _manager(request: Request) -> IncidentManager:
 )
 def list_incidents(
     session: SessionDep,
+    _user: UserDep,
     state: Literal["open", "acknowledged", "resolved", "false_alarm"] | None = None,
     kind: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
@@ -135,7 +137,7 @@ def list_incidents(
     response_model=IncidentDetail,
     summary="One incident with its alerts, audit trail and delivery log",
 )
-def get_incident(incident_id: str, session: SessionDep) -> dict[str, Any]:
+def get_incident(incident_id: str, session: SessionDep, _user: UserDep) -> dict[str, Any]:
     row = session.get(IncidentRow, incident_id)
     if row is None:
         raise HTTPException(404, "no such incident")
@@ -191,24 +193,50 @@ def get_incident(incident_id: str, session: SessionDep) -> dict[str, Any]:
     }
 
 
+def ack_auth(
+    user: OptionalUserDep,
+    token: str | None = Query(
+        None, description="the ack token from the notification's ack_url (or log in)"
+    ),
+) -> tuple[User | None, str | None]:
+    """A signed link from a notification, or an account that may act on incidents."""
+    if token:
+        return None, token
+    if user is None:
+        raise HTTPException(
+            401, "not authenticated", headers={"WWW-Authenticate": 'Bearer realm="edgewatch"'}
+        )
+    if not user.can("incidents"):
+        raise HTTPException(403, f"the {user.role} role may not act on incidents")
+    return user, None
+
+
+AckAuth = Annotated[tuple[User | None, str | None], Depends(ack_auth)]
+
+
 def _act(
     request: Request,
     session: SessionDep,
     incident_id: str,
-    token: str,
+    who: tuple[User | None, str | None],
     body: Action,
     state: str,
 ) -> dict[str, Any]:
+    user, token = who
     manager = _manager(request)
     row = session.get(IncidentRow, incident_id, with_for_update=True)
     if row is None:
         raise HTTPException(404, "no such incident")
-    team = manager.signer.check(incident_id, token)
-    if team is None:
-        raise HTTPException(403, "the token is not valid for this incident")
+    if user is not None:
+        actor = user.username
+    else:
+        team = manager.signer.check(incident_id, token or "")
+        if team is None:
+            raise HTTPException(403, "the token is not valid for this incident")
+        actor = f"{body.actor} ({team})"
     if row.state == state:
         return _out(row)
-    manager.set_state(session, row, state, f"{body.actor} ({team})", body.note)
+    manager.set_state(session, row, state, actor, body.note)
     session.commit()
     return _out(row)
 
@@ -222,10 +250,10 @@ def ack(
     incident_id: str,
     request: Request,
     session: SessionDep,
-    token: str = Query(description="the ack token from the notification's ack_url"),
+    who: AckAuth,
     body: Action | None = None,
 ) -> dict[str, Any]:
-    return _act(request, session, incident_id, token, body or Action(), "acknowledged")
+    return _act(request, session, incident_id, who, body or Action(), "acknowledged")
 
 
 @router.post("/api/v1/incidents/{incident_id}/resolve", response_model=IncidentOut)
@@ -233,10 +261,10 @@ def resolve(
     incident_id: str,
     request: Request,
     session: SessionDep,
-    token: str = Query(),
+    who: AckAuth,
     body: Action | None = None,
 ) -> dict[str, Any]:
-    return _act(request, session, incident_id, token, body or Action(), "resolved")
+    return _act(request, session, incident_id, who, body or Action(), "resolved")
 
 
 @router.post("/api/v1/incidents/{incident_id}/false_alarm", response_model=IncidentOut)
@@ -244,13 +272,17 @@ def false_alarm(
     incident_id: str,
     request: Request,
     session: SessionDep,
-    token: str = Query(),
+    who: AckAuth,
     body: Action | None = None,
 ) -> dict[str, Any]:
-    return _act(request, session, incident_id, token, body or Action(), "false_alarm")
+    return _act(request, session, incident_id, who, body or Action(), "false_alarm")
 
 
-@router.get("/api/v1/push/vapid_public_key", summary="The VAPID key browsers subscribe with")
+@router.get(
+    "/api/v1/push/vapid_public_key",
+    summary="The VAPID key browsers subscribe with",
+    openapi_extra={"x-edgewatch-auth": "public"},
+)
 def vapid_public_key(request: Request) -> dict[str, str]:
     key = request.app.state.vapid_public
     if not key:
@@ -262,6 +294,7 @@ def vapid_public_key(request: Request) -> dict[str, str]:
     "/api/v1/teams/{team_id}/subscriptions",
     status_code=201,
     summary="A ranger's browser subscribes to the team's Web Push notifications",
+    openapi_extra={"x-edgewatch-auth": "enrol token"},
 )
 def subscribe(team_id: str, sub: Subscription, request: Request, session: SessionDep) -> dict:
     cfg = request.app.state.cfg

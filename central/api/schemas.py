@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edgewatch.contract import Pipeline
 
@@ -31,6 +31,37 @@ class EventOut(BaseModel):
     messages: int
     snapshot_url: str | None
     attributes: dict[str, str | int | float | bool | None]
+    urgent: bool = False
+    status: Literal["new", "acknowledged", "resolved", "false_alarm"] = "new"
+    status_by: str | None = None
+    status_at: datetime | None = None
+    review: Literal["pending", "confirmed", "rejected"] | None = None
+    reviewer: str | None = None
+    review_reason: str | None = None
+    reviewed_at: datetime | None = None
+    evidence: bool = Field(
+        True, description="false when the caller's role may not see evidence (it is left out)"
+    )
+
+
+class UpdateOut(BaseModel):
+    seq: int
+    type: Literal["new", "update", "end"]
+    frame_time: datetime
+    score: float
+    received_at: datetime
+
+
+class EventAuditOut(BaseModel):
+    time: datetime
+    actor: str
+    action: str
+    note: str | None
+
+
+class EventDetail(EventOut):
+    timeline: list[UpdateOut]
+    audit: list[EventAuditOut]
 
 
 class EventPage(BaseModel):

@@ -48,6 +48,68 @@ class EventRow(Base):
     messages: Mapped[int] = mapped_column(Integer, default=1)
     first_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What the operators did with it (the edge's active/ended is ``state``).
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    status_by: Mapped[str | None] = mapped_column(String(64))
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Traffic violations only: the review queue.
+    review: Mapped[str | None] = mapped_column(String(16), index=True)  # pending/confirmed/...
+    reviewer: Mapped[str | None] = mapped_column(String(64))
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EventUpdateRow(Base):
+    """Every message of an event as it arrived: the alert's timeline."""
+
+    __tablename__ = "event_updates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(8))
+    frame_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    score: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventAuditRow(Base):
+    """Who did what to an alert, when, and why: never updated, never deleted."""
+
+    __tablename__ = "event_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuthSessionRow(Base):
+    """A browser session or a bearer token; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "auth_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # cookie / bearer
+    csrf: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SnapshotRow(Base):

@@ -1,0 +1,65 @@
+"""Fan-out of "this alert changed" notices to the dashboards' Server-Sent Event streams.
+
+The MQTT consumer thread (and the API's actions) call ``publish`` after their
+transaction committed; every open stream gets the notice on its own event loop. A
+stream that falls behind (its queue full) is told to resync instead of blocking anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUE_SIZE = 1000
+
+
+@dataclass(eq=False)
+class Subscriber:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    overflowed: bool = False
+
+    def _put(self, item: dict[str, Any]) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.queue = asyncio.Queue(QUEUE_SIZE)
+            self.queue.put_nowait({"type": "resync"})
+            self.overflowed = False
+
+
+class LiveBus:
+    def __init__(self) -> None:
+        self._subs: set[Subscriber] = set()
+        self._lock = threading.Lock()
+        self.published = 0
+
+    def subscribe(self) -> Subscriber:
+        sub = Subscriber(asyncio.get_running_loop())
+        with self._lock:
+            self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            self._subs.discard(sub)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def publish(self, item: dict[str, Any]) -> None:
+        """Thread-safe; never blocks the caller."""
+        with self._lock:
+            subs = list(self._subs)
+            self.published += 1
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub._put, item)
+            except RuntimeError:  # that loop is closed: the stream is gone
+                self.unsubscribe(sub)

@@ -1,0 +1,570 @@
+// The operations-centre dashboard: plain ES module, no build step, no CDN.
+// Every piece of data comes from the hub's API with the session cookie; writes carry
+// the session's CSRF token. Text from the API is only ever set as textContent.
+
+const view = document.getElementById("view");
+const liveBadge = document.getElementById("live");
+let me = null;
+const alerts = new Map(); // id -> alert, the live list
+const filters = { kind: "", camera: "", status: "open" };
+let stream = null;
+let refreshTimer = null;
+window.__alarms = 0; // urgent alerts that sounded (read by the browser tests)
+
+// -- helpers ------------------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && me && me.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
+  const r = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  if (r.status === 401) {
+    location.assign(`/login?next=${encodeURIComponent("/ui" + location.hash)}`);
+    throw new Error("signed out");
+  }
+  const data = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
+  if (!r.ok) {
+    const detail = data && typeof data.detail === "string" ? data.detail : `HTTP ${r.status}`;
+    const err = new Error(detail);
+    err.status = r.status;
+    throw err;
+  }
+  return data;
+}
+
+const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+}
+const can = (perm) => me && me.permissions.includes(perm);
+
+function severity(a) {
+  if (a.urgent) return "urgent";
+  if (a.kind.startsWith("flood")) return "high";
+  if (["forest_fire", "smoke", "straw_burning"].includes(a.kind)) return "high";
+  if (a.kind === "camera_offline") return "system";
+  if (a.review !== null && a.review !== undefined) return "traffic";
+  return "info";
+}
+
+function errorBox(message, retry) {
+  return h(
+    "div",
+    { class: "error-state", role: "alert" },
+    h("p", {}, message),
+    retry ? h("button", { onclick: retry }, "Retry") : null,
+  );
+}
+
+function setNav(name) {
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    a.classList.toggle("active", a.dataset.nav === name);
+  }
+}
+
+// -- sound --------------------------------------------------------------------------------
+
+let audio = null;
+function beep() {
+  try {
+    audio = audio || new AudioContext();
+    if (audio.state !== "running") {
+      document.getElementById("sound").hidden = false;
+      audio.resume().catch(() => {});
+    }
+    for (const [i, f] of [880, 660, 880].entries()) {
+      const o = audio.createOscillator();
+      const g = audio.createGain();
+      o.frequency.value = f;
+      g.gain.value = 0.2;
+      o.connect(g).connect(audio.destination);
+      o.start(audio.currentTime + i * 0.25);
+      o.stop(audio.currentTime + i * 0.25 + 0.2);
+    }
+  } catch (e) {
+    document.getElementById("sound").hidden = false;
+  }
+}
+document.getElementById("enable-sound").addEventListener("click", async () => {
+  audio = audio || new AudioContext();
+  await audio.resume();
+  document.getElementById("sound").hidden = true;
+});
+
+// -- live stream --------------------------------------------------------------------------
+
+function connectStream() {
+  stream = new EventSource("/api/v1/alerts/stream");
+  let connected = false;
+  stream.addEventListener("hello", () => {
+    liveBadge.textContent = "● live";
+    liveBadge.className = "live on";
+    if (connected) loadAlerts().then(() => currentRoute().name === "alerts" && renderAlertList()); // after a gap
+    connected = true;
+  });
+  stream.addEventListener("alert", (ev) => {
+    const a = JSON.parse(ev.data);
+    const isNew = !alerts.has(a.id);
+    alerts.set(a.id, a);
+    if (isNew && a.urgent && a.state === "active") {
+      window.__alarms += 1;
+      beep();
+    }
+    if (currentRoute().name === "alerts") renderAlertList();
+    if (currentRoute().name === "alert" && currentRoute().id === a.id) showAlert(a.id);
+  });
+  stream.addEventListener("resync", () => loadAlerts().then(() => currentRoute().name === "alerts" && renderAlertList()));
+  stream.onerror = () => {
+    liveBadge.textContent = "● reconnecting";
+    liveBadge.className = "live off";
+  };
+}
+
+async function loadAlerts() {
+  // Merged, never cleared: an alert the stream delivered while this page was being
+  // fetched must not be lost to an older copy.
+  const page = await api("/api/v1/events?limit=200&sort=received_at");
+  for (const a of page.items) {
+    const have = alerts.get(a.id);
+    if (!have || new Date(have.updated_at) <= new Date(a.updated_at)) alerts.set(a.id, a);
+  }
+}
+
+// -- live alerts page ---------------------------------------------------------------------
+
+function matches(a) {
+  if (filters.kind && a.kind !== filters.kind) return false;
+  if (filters.camera && a.camera_id !== filters.camera) return false;
+  if (filters.status === "open") return a.status === "new" || a.status === "acknowledged";
+  if (filters.status && a.status !== filters.status) return false;
+  return true;
+}
+
+function select(name, label, options) {
+  const el = h(
+    "select",
+    {
+      id: `filter-${name}`,
+      "aria-label": label,
+      onchange: (ev) => {
+        filters[name] = ev.target.value;
+        renderAlertList();
+      },
+    },
+    options.map(([value, text]) => h("option", { value, selected: filters[name] === value }, text)),
+  );
+  return h("label", {}, `${label} `, el);
+}
+
+function renderAlertList() {
+  const list = [...alerts.values()].sort(
+    (x, y) => new Date(y.start_time) - new Date(x.start_time) || (x.id < y.id ? 1 : -1),
+  );
+  const kinds = [...new Set(list.map((a) => a.kind))].sort();
+  const cameras = [...new Set(list.map((a) => a.camera_id))].sort();
+  const shown = list.filter(matches);
+  const bar = h(
+    "div",
+    { class: "filters" },
+    select("kind", "Kind", [["", "all kinds"], ...kinds.map((k) => [k, k])]),
+    select("camera", "Camera", [["", "all cameras"], ...cameras.map((c) => [c, c])]),
+    select("status", "State", [
+      ["open", "open (new + acknowledged)"],
+      ["", "all"],
+      ["new", "new"],
+      ["acknowledged", "acknowledged"],
+      ["resolved", "resolved"],
+      ["false_alarm", "false alarm"],
+    ]),
+    h("span", { class: "muted" }, `${shown.length} of ${list.length}`),
+  );
+  const table = shown.length
+    ? h(
+        "table",
+        { class: "alerts", id: "alert-table" },
+        h(
+          "thead",
+          {},
+          h("tr", {}, ["", "Kind", "Camera", "Zone", "Started", "Score", "Edge state", "Status"].map((t) => h("th", {}, t))),
+        ),
+        h(
+          "tbody",
+          {},
+          shown.map((a) => {
+            const prior = view.querySelector(`tr[data-id="${CSS.escape(a.id)}"]`);
+            const shownAt = prior ? prior.dataset.shownAt : String(Date.now());
+            return h(
+              "tr",
+              {
+                class: `sev-${severity(a)} status-${a.status}`,
+                dataset: { id: a.id, shownAt },
+                tabindex: 0,
+                onclick: () => (location.hash = `#/alert/${a.id}`),
+                onkeydown: (ev) => ev.key === "Enter" && (location.hash = `#/alert/${a.id}`),
+              },
+              h("td", {}, h("span", { class: "dot", title: severity(a) })),
+              h("td", {}, h("strong", {}, a.kind), a.label ? ` · ${a.label}` : ""),
+              h("td", {}, a.camera_id),
+              h("td", {}, a.zone || "—"),
+              h("td", { title: a.start_time }, fmtTime(a.start_time)),
+              h("td", {}, a.score.toFixed(2)),
+              h("td", {}, a.state),
+              h("td", {}, h("span", { class: `pill ${a.status}` }, a.status.replace("_", " "))),
+            );
+          }),
+        ),
+      )
+    : h(
+        "div",
+        { class: "empty", id: "alerts-empty" },
+        list.length
+          ? "No alerts match these filters."
+          : "No alerts yet. New alerts appear here the moment the hub receives them.",
+      );
+  view.replaceChildren(h("h1", {}, "Live alerts"), bar, table);
+}
+
+async function showAlerts() {
+  setNav("alerts");
+  renderAlertList();
+}
+
+// -- alert detail -------------------------------------------------------------------------
+
+function actions(a, rerender) {
+  if (!can("act")) {
+    return h("p", { class: "muted", id: "no-actions" }, `Your role (${me.role}) can view alerts but not act on them.`);
+  }
+  if (a.status === "resolved" || a.status === "false_alarm") {
+    return h("p", { class: "muted" }, `Closed: ${a.status.replace("_", " ")} by ${a.status_by}.`);
+  }
+  const note = h("textarea", { id: "note", rows: 2, placeholder: "Note (optional): what you did, who you called" });
+  const msg = h("p", { class: "error", role: "alert", hidden: true });
+  const buttons = [];
+  const act = (path, label) =>
+    h(
+      "button",
+      {
+        id: `act-${path}`,
+        disabled: path === "ack" && a.status === "acknowledged",
+        onclick: async (ev) => {
+          buttons.forEach((b) => (b.disabled = true));
+          ev.target.textContent = "Saving…";
+          msg.hidden = true;
+          try {
+            const updated = await api(`/api/v1/events/${a.id}/${path}`, {
+              method: "POST",
+              body: { note: note.value.trim() || null },
+            });
+            alerts.set(updated.id, { ...alerts.get(updated.id), ...updated });
+            rerender(updated);
+          } catch (e) {
+            msg.textContent = `Could not save: ${e.message}`;
+            msg.hidden = false;
+            buttons.forEach((b) => (b.disabled = false));
+            ev.target.textContent = label;
+          }
+        },
+      },
+      label,
+    );
+  buttons.push(act("ack", "Acknowledge"), act("resolve", "Resolve"), act("false_alarm", "False alarm"));
+  return h("div", { class: "actions" }, note, h("div", {}, buttons), msg);
+}
+
+function renderAlert(a) {
+  const attrs = Object.entries(a.attributes || {});
+  const plate = a.attributes?.plate ?? a.attributes?.plate_text;
+  const clip = a.attributes?.clip_url;
+  const evidence = a.evidence
+    ? h(
+        "section",
+        { class: "evidence" },
+        h("h2", {}, "Evidence"),
+        a.snapshot_url
+          ? h("img", { id: "snapshot", src: a.snapshot_url, alt: `snapshot of ${a.kind} at ${a.camera_id}` })
+          : h("p", { class: "muted" }, "No snapshot for this alert."),
+        clip
+          ? h("video", { id: "clip", src: clip, controls: true, preload: "metadata" })
+          : h("p", { class: "muted", id: "no-clip" }, "No clip recorded for this alert."),
+        h("p", {}, "Plate: ", h("strong", { id: "plate" }, plate ?? "—")),
+      )
+    : h("section", { class: "evidence" }, h("h2", {}, "Evidence"), h("p", { class: "muted", id: "no-evidence" }, `Your role (${me.role}) may not see evidence.`));
+  const timeline = h(
+    "ol",
+    { class: "timeline", id: "timeline" },
+    a.timeline.map((u) => h("li", {}, `${fmtTime(u.frame_time)} · ${u.type} · score ${u.score.toFixed(2)}`)),
+  );
+  const audit = a.audit.length
+    ? h(
+        "ol",
+        { class: "audit", id: "audit" },
+        a.audit.map((e) =>
+          h("li", {}, h("strong", {}, e.action.replace("_", " ")), ` by ${e.actor} · ${fmtTime(e.time)}`, e.note ? h("q", {}, e.note) : null),
+        ),
+      )
+    : h("p", { class: "muted", id: "audit-empty" }, "Nobody has acted on this alert yet.");
+  view.replaceChildren(
+    h("p", {}, h("a", { href: "#/alerts" }, "← Live alerts")),
+    h(
+      "h1",
+      { class: `sev-${severity(a)}` },
+      h("span", { class: "dot" }),
+      ` ${a.kind}${a.label ? " · " + a.label : ""} `,
+      h("span", { class: `pill ${a.status}`, id: "status" }, a.status.replace("_", " ")),
+    ),
+    h(
+      "dl",
+      { class: "facts" },
+      [
+        ["Camera", `${a.camera_id} (${a.site} / ${a.edge_id})`],
+        ["Zone", a.zone || "—"],
+        ["Started", fmtTime(a.start_time)],
+        ["Ended", a.end_time ? fmtTime(a.end_time) : "still active"],
+        ["Score", a.score.toFixed(2)],
+        ["Position", a.lat !== null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)}` : "—"],
+        ["Review", a.review ? `${a.review}${a.reviewer ? " by " + a.reviewer : ""}` : "—"],
+      ].map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+    ),
+    h("div", { class: "cols" }, evidence, h("section", {}, h("h2", {}, "Actions"), actions(a, renderAlert), h("h2", {}, "Audit log"), audit)),
+    h("section", {}, h("h2", {}, "Timeline"), timeline),
+    attrs.length
+      ? h("section", {}, h("h2", {}, "Details"), h("table", { class: "kv" }, attrs.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v))))))
+      : null,
+  );
+}
+
+async function showAlert(id) {
+  setNav("alerts");
+  try {
+    renderAlert(await api(`/api/v1/events/${encodeURIComponent(id)}`));
+  } catch (e) {
+    view.replaceChildren(
+      h("p", {}, h("a", { href: "#/alerts" }, "← Live alerts")),
+      errorBox(e.status === 404 ? "This alert does not exist (or your role may not see it)." : `Could not load the alert: ${e.message}`, () => showAlert(id)),
+    );
+  }
+}
+
+// -- cameras ------------------------------------------------------------------------------
+
+async function showCameras() {
+  setNav("cameras");
+  const load = async () => {
+    let cams;
+    try {
+      cams = await api("/api/v1/cameras");
+    } catch (e) {
+      view.replaceChildren(h("h1", {}, "Cameras"), errorBox(`Could not load cameras: ${e.message}`, load));
+      return;
+    }
+    const counts = { online: 0, degraded: 0, offline: 0 };
+    for (const c of cams) counts[c.state] = (counts[c.state] || 0) + 1;
+    view.replaceChildren(
+      h("h1", {}, "Cameras"),
+      h("p", { class: "muted", id: "camera-counts" }, `${cams.length} cameras · ${counts.online} online · ${counts.degraded} degraded · ${counts.offline} offline`),
+      cams.length
+        ? h(
+            "div",
+            { class: "grid", id: "camera-grid" },
+            cams.map((c) =>
+              h(
+                "article",
+                { class: `cam ${c.state}`, dataset: { camera: c.camera_id } },
+                h("h3", {}, c.camera_id),
+                h("p", { class: "state" }, c.state),
+                h("p", { class: "muted" }, `${c.site} / ${c.edge_id}`),
+                h("p", {}, `Last frame ${ago(c.last_frame_time)}`),
+                h("p", {}, `${c.fps.toFixed(1)} fps · ${c.reconnects} reconnects`),
+                c.degraded_reason ? h("p", { class: "warn" }, c.degraded_reason) : null,
+                c.error ? h("p", { class: "error" }, c.error) : null,
+              ),
+            ),
+          )
+        : h("div", { class: "empty" }, "No camera has reported yet. Cameras appear when their edge worker connects."),
+    );
+  };
+  await load();
+  refreshTimer = setInterval(load, 5000);
+}
+
+// -- hotspots -----------------------------------------------------------------------------
+
+async function showHotspots() {
+  setNav("hotspots");
+  const load = async () => {
+    let spots;
+    try {
+      spots = await api("/api/v1/hotspots/internal");
+    } catch (e) {
+      view.replaceChildren(h("h1", {}, "Flood hotspots"), errorBox(`Could not load hotspots: ${e.message}`, load));
+      return;
+    }
+    view.replaceChildren(
+      h("h1", {}, "Flood hotspots"),
+      h("p", { class: "muted" }, "What citizens see on ", h("a", { href: "/hotspots" }, "/hotspots"), ", plus the camera, edge and raw reading."),
+      spots.length
+        ? h(
+            "table",
+            { class: "alerts", id: "hotspot-table" },
+            h("thead", {}, h("tr", {}, ["Hotspot", "State", "Level", "Trend", "Next level", "Camera", "Edge", "Last reading", "Reason"].map((t) => h("th", {}, t)))),
+            h(
+              "tbody",
+              {},
+              spots.map((p) =>
+                h(
+                  "tr",
+                  { class: `sev-${p.severity >= 4 ? "urgent" : p.severity >= 2 ? "high" : "info"}` },
+                  h("td", {}, h("strong", {}, p.name), h("br"), h("small", { class: "muted" }, p.id)),
+                  h("td", {}, p.state),
+                  h("td", {}, p.level_cm === null || p.level_cm === undefined ? "—" : `${p.level_cm} cm`),
+                  h("td", {}, p.trend || "—"),
+                  h("td", {}, p.next_level ? `${p.next_level}${p.eta_s ? " in " + Math.round(p.eta_s / 60) + " min" : ""}` : "—"),
+                  h("td", {}, p.camera_id || "—"),
+                  h("td", {}, p.edge_id || "—"),
+                  h("td", { title: p.received_at || "" }, ago(p.updated_at)),
+                  h("td", {}, p.reason || ""),
+                ),
+              ),
+            ),
+          )
+        : h("div", { class: "empty" }, "No hotspots are configured on this hub (hotspots_file)."),
+    );
+  };
+  await load();
+  refreshTimer = setInterval(load, 10000);
+}
+
+// -- traffic review -----------------------------------------------------------------------
+
+async function showReview(state = "pending") {
+  setNav("review");
+  if (!can("review")) {
+    view.replaceChildren(h("h1", {}, "Traffic review"), h("p", { class: "muted", id: "no-review" }, `Your role (${me.role}) cannot review violations.`));
+    return;
+  }
+  const tabs = h(
+    "div",
+    { class: "tabs" },
+    ["pending", "confirmed", "rejected"].map((s) =>
+      h("button", { class: s === state ? "active" : "", onclick: () => showReview(s) }, s),
+    ),
+  );
+  view.replaceChildren(h("h1", {}, "Traffic review"), tabs, h("p", { class: "muted" }, "Loading…"));
+  let page;
+  try {
+    page = await api(`/api/v1/reviews?state=${state}&limit=100`);
+  } catch (e) {
+    view.replaceChildren(h("h1", {}, "Traffic review"), tabs, errorBox(`Could not load the queue: ${e.message}`, () => showReview(state)));
+    return;
+  }
+  const item = (a) => {
+    const reason = h("input", { placeholder: "Reason (required to reject)", "aria-label": "reason" });
+    const msg = h("p", { class: "error", role: "alert", hidden: true });
+    const decide = (decision) => async (ev) => {
+      ev.target.disabled = true;
+      msg.hidden = true;
+      try {
+        await api(`/api/v1/reviews/${a.id}`, { method: "POST", body: { decision, reason: reason.value.trim() || null } });
+        card.classList.add("done");
+        card.replaceChildren(h("p", {}, `${a.kind} at ${a.camera_id}: ${decision}.`));
+      } catch (e) {
+        msg.textContent = e.message;
+        msg.hidden = false;
+        ev.target.disabled = false;
+      }
+    };
+    const card = h(
+      "article",
+      { class: "review", dataset: { id: a.id } },
+      a.snapshot_url ? h("img", { src: a.snapshot_url, alt: "violation snapshot" }) : h("div", { class: "noimg" }, "no snapshot"),
+      h(
+        "div",
+        {},
+        h("h3", {}, h("a", { href: `#/alert/${a.id}` }, a.kind), ` · ${a.camera_id}`),
+        h("p", {}, fmtTime(a.start_time), a.label ? ` · ${a.label}` : ""),
+        h("p", {}, "Plate: ", h("strong", {}, a.attributes?.plate ?? "—"), a.attributes?.speed_kmh ? ` · ${a.attributes.speed_kmh} km/h` : ""),
+        state === "pending"
+          ? h("div", { class: "actions" }, reason, h("button", { onclick: decide("confirmed") }, "Confirm"), h("button", { class: "secondary", onclick: decide("rejected") }, "Reject"), msg)
+          : h("p", { class: "muted" }, `${a.review} by ${a.reviewer}${a.review_reason ? ": " + a.review_reason : ""}`),
+      ),
+    );
+    return card;
+  };
+  view.replaceChildren(
+    h("h1", {}, "Traffic review"),
+    tabs,
+    page.items.length
+      ? h("div", { class: "queue", id: "review-queue" }, page.items.map(item))
+      : h("div", { class: "empty", id: "review-empty" }, state === "pending" ? "The queue is empty: every violation has been reviewed." : `No ${state} violations.`),
+  );
+}
+
+// -- routing ------------------------------------------------------------------------------
+
+function currentRoute() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  return { name: parts[0] || "alerts", id: parts[1] ? decodeURIComponent(parts[1]) : null };
+}
+
+async function route() {
+  clearInterval(refreshTimer);
+  refreshTimer = null;
+  const r = currentRoute();
+  if (r.name === "alert" && r.id) return showAlert(r.id);
+  if (r.name === "cameras") return showCameras();
+  if (r.name === "hotspots") return showHotspots();
+  if (r.name === "review") return showReview();
+  return showAlerts();
+}
+
+async function main() {
+  try {
+    me = await api("/api/v1/auth/me");
+  } catch (e) {
+    if (e.message !== "signed out") view.replaceChildren(errorBox(`The hub cannot be reached: ${e.message}`, main));
+    return;
+  }
+  document.getElementById("who").textContent = `${me.username} (${me.role})`;
+  document.getElementById("logout").addEventListener("click", async () => {
+    await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
+    location.assign("/login");
+  });
+  if (!stream) connectStream(); // first, so nothing committed after the list query is missed
+  try {
+    await loadAlerts();
+  } catch (e) {
+    view.replaceChildren(errorBox(`Could not load alerts: ${e.message}`, main));
+    return;
+  }
+  window.addEventListener("hashchange", route);
+  await route();
+  document.body.dataset.ready = "1";
+}
+
+main();
