@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 
 from edgewatch import procs
 from edgewatch.broker import free_port
-from tests.helpers import wait_for
+from tests.helpers import bearer_token, wait_for
 
 
 @pytest.mark.e2e
@@ -33,31 +36,64 @@ def test_demo_shows_an_event_with_snapshot_then_stops_cleanly(
         "--mqtt-port",
         str(free_port()),
     ]
+    # One variant chooses the admin password, the other reads the random one it prints.
+    env = {k: v for k, v in os.environ.items() if k != "EDGEWATCH_DEMO_PASSWORD"}
+    if rtsp:
+        env["EDGEWATCH_DEMO_PASSWORD"] = "chosen-demo-password"
     proc = subprocess.Popen(
         procs.edgewatch_cmd(*args, *([] if rtsp else ["--no-rtsp"])),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=env,
     )
     t0 = time.monotonic()
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    base = f"http://127.0.0.1:{http}"
 
-    def events() -> list[dict]:
+    def password() -> str | None:
+        if rtsp:
+            return (
+                "chosen-demo-password"
+                if any("EDGEWATCH_DEMO_PASSWORD" in x for x in lines)
+                else None
+            )
+        for line in list(lines):
+            if "admin password (random" in line:
+                return line.rsplit(": ", 1)[1].strip()
+        return None
+
+    def events(headers: dict[str, str]) -> list[dict]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/v1/events", timeout=5) as r:
+            req = urllib.request.Request(f"{base}/api/v1/events", headers=headers)
+            with urllib.request.urlopen(req, timeout=5) as r:
                 return [e for e in json.load(r)["items"] if e["snapshot_url"]]
         except OSError:
             return []
 
     try:
-        found = wait_for(events, 60, interval=1.0, what="a demo event with a snapshot")
+        pw = wait_for(password, 60, what="the admin password line")
+        wait_for(lambda: procs.wait_port(http, timeout=1), 60, what="the hub")
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"{base}/api/v1/events", timeout=5)
+        assert denied.value.code == 401
+        auth = {"Authorization": f"Bearer {bearer_token(base, 'admin', pw)}"}
+        found = wait_for(
+            lambda: events(auth), 60, interval=1.0, what="a demo event with a snapshot"
+        )
         took = time.monotonic() - t0
-        url = f"http://127.0.0.1:{http}{found[0]['snapshot_url']}"
-        with urllib.request.urlopen(url, timeout=5) as r:
+        req = urllib.request.Request(f"{base}{found[0]['snapshot_url']}", headers=auth)
+        with urllib.request.urlopen(req, timeout=5) as r:
             assert r.read(3) == b"\xff\xd8\xff"
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    out = "".join(lines)
     assert proc.returncode == 0, out
+    assert f"dashboard: {base}/ui" in out
     assert f"events:  http://127.0.0.1:{http}/api/v1/events" in out
     assert ("camera:  rtsp://" in out) == rtsp
     for name in ("edge worker", "hub", "broker"):

@@ -22,11 +22,15 @@ function h(tag, attrs = {}, ...children) {
     else if (k === "dataset") Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
+}
+
+function show(...nodes) {
+  view.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 async function api(path, { method = "GET", body } = {}) {
@@ -246,7 +250,7 @@ function renderAlertList() {
           ? "No alerts match these filters."
           : "No alerts yet. New alerts appear here the moment the hub receives them.",
       );
-  view.replaceChildren(h("h1", {}, "Live alerts"), bar, table);
+  show(h("h1", {}, "Live alerts"), bar, table);
 }
 
 async function showAlerts() {
@@ -297,6 +301,17 @@ function actions(a, rerender) {
   return h("div", { class: "actions" }, note, h("div", {}, buttons), msg);
 }
 
+function boxOverlay(box) {
+  // The detection box, drawn over the snapshot (box = fractions of width and height).
+  if (!box) return null;
+  const el = h("div", { class: "box", id: "box" });
+  el.style.left = `${box[0] * 100}%`;
+  el.style.top = `${box[1] * 100}%`;
+  el.style.width = `${(box[2] - box[0]) * 100}%`;
+  el.style.height = `${(box[3] - box[1]) * 100}%`;
+  return el;
+}
+
 function renderAlert(a) {
   const attrs = Object.entries(a.attributes || {});
   const plate = a.attributes?.plate ?? a.attributes?.plate_text;
@@ -307,7 +322,7 @@ function renderAlert(a) {
         { class: "evidence" },
         h("h2", {}, "Evidence"),
         a.snapshot_url
-          ? h("img", { id: "snapshot", src: a.snapshot_url, alt: `snapshot of ${a.kind} at ${a.camera_id}` })
+          ? h("div", { class: "snapwrap" }, h("img", { id: "snapshot", src: a.snapshot_url, alt: `snapshot of ${a.kind} at ${a.camera_id}` }), boxOverlay(a.box))
           : h("p", { class: "muted" }, "No snapshot for this alert."),
         clip
           ? h("video", { id: "clip", src: clip, controls: true, preload: "metadata" })
@@ -329,7 +344,7 @@ function renderAlert(a) {
         ),
       )
     : h("p", { class: "muted", id: "audit-empty" }, "Nobody has acted on this alert yet.");
-  view.replaceChildren(
+  show(
     h("p", {}, h("a", { href: "#/alerts" }, "← Live alerts")),
     h(
       "h1",
@@ -364,7 +379,7 @@ async function showAlert(id) {
   try {
     renderAlert(await api(`/api/v1/events/${encodeURIComponent(id)}`));
   } catch (e) {
-    view.replaceChildren(
+    show(
       h("p", {}, h("a", { href: "#/alerts" }, "← Live alerts")),
       errorBox(e.status === 404 ? "This alert does not exist (or your role may not see it)." : `Could not load the alert: ${e.message}`, () => showAlert(id)),
     );
@@ -380,12 +395,12 @@ async function showCameras() {
     try {
       cams = await api("/api/v1/cameras");
     } catch (e) {
-      view.replaceChildren(h("h1", {}, "Cameras"), errorBox(`Could not load cameras: ${e.message}`, load));
+      show(h("h1", {}, "Cameras"), errorBox(`Could not load cameras: ${e.message}`, load));
       return;
     }
     const counts = { online: 0, degraded: 0, offline: 0 };
     for (const c of cams) counts[c.state] = (counts[c.state] || 0) + 1;
-    view.replaceChildren(
+    show(
       h("h1", {}, "Cameras"),
       h("p", { class: "muted", id: "camera-counts" }, `${cams.length} cameras · ${counts.online} online · ${counts.degraded} degraded · ${counts.offline} offline`),
       cams.length
@@ -422,10 +437,10 @@ async function showHotspots() {
     try {
       spots = await api("/api/v1/hotspots/internal");
     } catch (e) {
-      view.replaceChildren(h("h1", {}, "Flood hotspots"), errorBox(`Could not load hotspots: ${e.message}`, load));
+      show(h("h1", {}, "Flood hotspots"), errorBox(`Could not load hotspots: ${e.message}`, load));
       return;
     }
-    view.replaceChildren(
+    show(
       h("h1", {}, "Flood hotspots"),
       h("p", { class: "muted" }, "What citizens see on ", h("a", { href: "/hotspots" }, "/hotspots"), ", plus the camera, edge and raw reading."),
       spots.length
@@ -465,7 +480,7 @@ async function showHotspots() {
 async function showReview(state = "pending") {
   setNav("review");
   if (!can("review")) {
-    view.replaceChildren(h("h1", {}, "Traffic review"), h("p", { class: "muted", id: "no-review" }, `Your role (${me.role}) cannot review violations.`));
+    show(h("h1", {}, "Traffic review"), h("p", { class: "muted", id: "no-review" }, `Your role (${me.role}) cannot review violations.`));
     return;
   }
   const tabs = h(
@@ -475,12 +490,12 @@ async function showReview(state = "pending") {
       h("button", { class: s === state ? "active" : "", onclick: () => showReview(s) }, s),
     ),
   );
-  view.replaceChildren(h("h1", {}, "Traffic review"), tabs, h("p", { class: "muted" }, "Loading…"));
+  show(h("h1", {}, "Traffic review"), tabs, h("p", { class: "muted" }, "Loading…"));
   let page;
   try {
     page = await api(`/api/v1/reviews?state=${state}&limit=100`);
   } catch (e) {
-    view.replaceChildren(h("h1", {}, "Traffic review"), tabs, errorBox(`Could not load the queue: ${e.message}`, () => showReview(state)));
+    show(h("h1", {}, "Traffic review"), tabs, errorBox(`Could not load the queue: ${e.message}`, () => showReview(state)));
     return;
   }
   const item = (a) => {
@@ -516,7 +531,7 @@ async function showReview(state = "pending") {
     );
     return card;
   };
-  view.replaceChildren(
+  show(
     h("h1", {}, "Traffic review"),
     tabs,
     page.items.length
@@ -547,10 +562,11 @@ async function main() {
   try {
     me = await api("/api/v1/auth/me");
   } catch (e) {
-    if (e.message !== "signed out") view.replaceChildren(errorBox(`The hub cannot be reached: ${e.message}`, main));
+    if (e.message !== "signed out") show(errorBox(`The hub cannot be reached: ${e.message}`, main));
     return;
   }
   document.getElementById("who").textContent = `${me.username} (${me.role})`;
+  if (!can("review")) document.querySelector("[data-nav=review]").hidden = true;
   document.getElementById("logout").addEventListener("click", async () => {
     await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
     location.assign("/login");
@@ -559,7 +575,7 @@ async function main() {
   try {
     await loadAlerts();
   } catch (e) {
-    view.replaceChildren(errorBox(`Could not load alerts: ${e.message}`, main));
+    show(errorBox(`Could not load alerts: ${e.message}`, main));
     return;
   }
   window.addEventListener("hashchange", route);
