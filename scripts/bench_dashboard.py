@@ -1,0 +1,243 @@
+"""Live-alert fan-out and login cost on a real hub process and a real broker.
+
+    python scripts/bench_dashboard.py [--clients 1,25,100] [--alerts 20] [--json FILE]
+
+Starts mosquitto (or the embedded broker) and ``edgewatch hub run`` (SQLite) on loopback.
+For each number of dashboards it opens that many Server-Sent Event streams
+(``/api/v1/alerts/stream``, bearer tokens), publishes alerts to the broker as an edge does,
+and measures publish-to-received latency on every stream. The baseline is one stream,
+measured in the same run. Login: ``POST /api/v1/auth/token`` (an Argon2id verify) against
+an authenticated ``GET /api/v1/auth/me`` (a SHA-256 lookup).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import http.client
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+import yaml  # noqa: E402
+
+from edgewatch import contract, procs  # noqa: E402
+from edgewatch.broker import free_port  # noqa: E402
+
+PASSWORD = "bench-password-1"
+
+
+def start_broker(tmp: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if Path(binary).exists():
+        conf = tmp / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+        )
+        proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    else:
+        proc = procs.spawn(procs.edgewatch_cmd("broker", "run", "--port", str(port)), tmp / "b.log")
+    if not procs.wait_port(port, timeout=15):
+        raise SystemExit("broker did not start")
+    return proc, port
+
+
+def add_user(db_url: str) -> None:
+    from central import auth
+    from central.storage.db import make_engine, migrate, session_factory
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    with session_factory(engine).begin() as s:
+        auth.add_user(s, "bench", "operator", PASSWORD)
+    engine.dispose()
+
+
+def token(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = urllib.parse.urlencode({"username": "bench", "password": PASSWORD})
+    conn.request(
+        "POST",
+        "/api/v1/auth/token",
+        body=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    r = conn.getresponse()
+    data = json.loads(r.read())
+    conn.close()
+    return data["access_token"]
+
+
+class Stream(threading.Thread):
+    """One dashboard: an SSE connection recording when each alert id arrived."""
+
+    def __init__(self, port: int, tok: str) -> None:
+        super().__init__(daemon=True)
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.conn.request(
+            "GET", "/api/v1/alerts/stream", headers={"Authorization": f"Bearer {tok}"}
+        )
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200, self.resp.status
+        self.seen: dict[str, float] = {}
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        event = None
+        try:
+            for raw in self.resp:
+                line = raw.decode().strip()
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                    if event == "hello":
+                        self.ready.set()
+                elif line.startswith("data:") and event == "alert":
+                    self.seen[json.loads(line[5:])["id"]] = time.time()
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        try:
+            self.conn.sock.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+
+
+def alert_payload() -> tuple[str, bytes]:
+    eid = uuid.uuid4()
+    now = datetime.now(UTC)
+    msg = contract.EventMessage(
+        id=eid, type="new", seq=0, kind="object", analytic="bench", label="car", site="hue",
+        edge_id="edge-bench", camera_id="cam-1", start_time=now, frame_time=now, score=0.9,
+    )  # fmt: skip
+    return str(eid), msg.model_dump_json().encode()
+
+
+def fan_out(port: int, mqtt_port: int, tok: str, clients: int, alerts: int) -> dict:
+    streams = [Stream(port, tok) for _ in range(clients)]
+    for s in streams:
+        s.start()
+    for s in streams:
+        s.ready.wait(10)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+    pub.connect("127.0.0.1", mqtt_port)
+    pub.loop_start()
+    sent: dict[str, float] = {}
+    topic = contract.events_topic("hue", "edge-bench")
+    for _ in range(alerts):
+        eid, body = alert_payload()
+        sent[eid] = time.time()
+        pub.publish(topic, body, qos=1).wait_for_publish(5)
+        time.sleep(0.1)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(len(s.seen) < alerts for s in streams):
+        time.sleep(0.05)
+    pub.loop_stop()
+    pub.disconnect()
+    lat = [(s.seen[eid] - t0) * 1000 for s in streams for eid, t0 in sent.items() if eid in s.seen]
+    missing = clients * alerts - len(lat)
+    for s in streams:
+        s.close()
+    lat.sort()
+    return {
+        "clients": clients,
+        "alerts": alerts,
+        "deliveries": len(lat),
+        "missing": missing,
+        "p50_ms": round(statistics.median(lat), 1),
+        "p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 1),
+        "max_ms": round(lat[-1], 1),
+    }
+
+
+def login_cost(port: int, tok: str, n: int = 20) -> dict:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        token(port)
+    login_ms = (time.perf_counter() - t0) * 1000 / n
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        conn.request("GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {tok}"})
+        conn.getresponse().read()
+    me_ms = (time.perf_counter() - t0) * 1000 / n
+    return {
+        "token_request_ms": round(login_ms, 1),
+        "authenticated_request_ms": round(me_ms, 2),
+        "ratio": round(login_ms / me_ms, 1),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", default="1,25,100")
+    ap.add_argument("--alerts", type=int, default=20)
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        broker, mqtt_port = start_broker(tmp)
+        db = f"sqlite:///{tmp / 'hub.sqlite3'}"
+        add_user(db)
+        port = free_port()
+        cfg = {
+            "database_url": db,
+            "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}"},
+            "mqtt_client_id": "bench-hub",
+            "http": {"host": "127.0.0.1", "port": port},
+            "auth": {"login_max_failures": 1000},
+            "log_level": "WARNING",
+        }
+        (tmp / "hub.yaml").write_text(yaml.safe_dump(cfg))
+        hub = procs.spawn(
+            procs.edgewatch_cmd("hub", "run", "-c", str(tmp / "hub.yaml")), tmp / "h.log"
+        )
+        try:
+            if not procs.wait_port(port, timeout=30):
+                raise SystemExit("hub did not start: " + (tmp / "h.log").read_text()[-2000:])
+            time.sleep(1.0)  # the MQTT subscription
+            tok = token(port)
+            rows = [
+                fan_out(port, mqtt_port, tok, int(c), args.alerts) for c in args.clients.split(",")
+            ]
+            base = rows[0]["p50_ms"]
+            for r in rows:
+                r["p50_ratio_vs_1"] = round(r["p50_ms"] / base, 2)
+            login = login_cost(port, tok)
+        finally:
+            procs.stop(hub)
+            procs.stop(broker)
+    head = ("streams", "alerts", "missing", "p50 ms", "p95 ms", "max ms", "p50 x")
+    print(" ".join(f"{h:>8}" for h in head))
+    for r in rows:
+        print(
+            f"{r['clients']:>8} {r['alerts']:>8} {r['missing']:>8} {r['p50_ms']:>8} "
+            f"{r['p95_ms']:>8} {r['max_ms']:>8} {r['p50_ratio_vs_1']:>8}"
+        )
+    print(
+        f"login (argon2id verify) {login['token_request_ms']} ms vs authenticated request "
+        f"{login['authenticated_request_ms']} ms: {login['ratio']}x"
+    )
+    result = {"fan_out": rows, "login": login}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
