@@ -187,9 +187,11 @@ def main() -> int:
     ap.add_argument("--clients", default="1,25,100")
     ap.add_argument("--alerts", type=int, default=20)
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
+        tmp = Path(tempfile.mkdtemp()) if args.keep else Path(d)
+        print(f"work dir: {tmp}", file=sys.stderr)
         broker, mqtt_port = start_broker(tmp)
         db = f"sqlite:///{tmp / 'hub.sqlite3'}"
         add_user(db)

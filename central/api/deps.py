@@ -30,16 +30,17 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def optional_user(
-    request: Request, session: SessionDep, bearer: Annotated[str | None, Depends(oauth2)]
-) -> User | None:
+def optional_user(request: Request, bearer: Annotated[str | None, Depends(oauth2)]) -> User | None:
+    # Its own short session, closed before the endpoint runs: a live stream must not hold
+    # a pooled connection for hours (the pool would run dry with a dozen dashboards open).
     settings = request.app.state.cfg.auth
-    if bearer:
-        return auth.resolve(session, bearer, "bearer", settings)
     cookie = request.cookies.get(COOKIE)
-    if not cookie:
+    if not bearer and not cookie:
         return None
-    user = auth.resolve(session, cookie, "cookie", settings)
+    with request.app.state.sessions() as session:
+        if bearer:
+            return auth.resolve(session, bearer, "bearer", settings)
+        user = auth.resolve(session, cookie, "cookie", settings)  # type: ignore[arg-type]
     if user is not None and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not user.csrf or not hmac.compare_digest(sent, user.csrf):
