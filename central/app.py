@@ -28,9 +28,9 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     sessions = session_factory(engine)
     metrics = HubMetrics()
     manager = IncidentManager(cfg, sessions)
-    live = LiveBus()
+    live = LiveBus(loader=lambda event_id: events.load_doc(sessions, cfg, event_id))
     ingestor = Ingestor(sessions, cfg, metrics, manager, live)
-    watchdog = CameraWatchdog(sessions, cfg.alerts.camera_offline_grace_s, live.publish)
+    watchdog = CameraWatchdog(sessions, cfg.alerts.camera_offline_grace_s, live.event_changed)
     consumer = MqttConsumer(cfg, ingestor, metrics) if consume else None
     needs_push = any(ch.type == "webpush" for t in cfg.teams for ch in t.channels)
     vapid_file, vapid_public = load_vapid(cfg.push.vapid_key_file) if needs_push else (None, None)

@@ -108,7 +108,7 @@ class Ingestor:
             if self.incidents is not None:
                 self.incidents.committed()  # deliveries are visible now: send them
             if self.live is not None and self._changed is not None:
-                self.live.publish({"type": "event", "id": self._changed})
+                self.live.event_changed(self._changed)
         except Rejected as exc:
             self.metrics.rejected.labels(exc.reason).inc()
             log.warning(

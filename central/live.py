@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +35,21 @@ class Subscriber:
 
 
 class LiveBus:
-    def __init__(self) -> None:
+    """``loader(event_id)`` gives the alert's full document; it runs once per change, in
+    the publishing thread, and only while someone is watching. Streams then only redact
+    it for their role, so a hundred open dashboards cost one query, not a hundred."""
+
+    def __init__(self, loader: Callable[[str], dict[str, Any] | None] | None = None) -> None:
         self._subs: set[Subscriber] = set()
         self._lock = threading.Lock()
         self.published = 0
+        self.loader = loader
+
+    def event_changed(self, event_id: str) -> None:
+        if not self._subs:
+            return
+        doc = self.loader(event_id) if self.loader is not None else None
+        self.publish({"type": "event", "id": event_id, "doc": doc})
 
     def subscribe(self) -> Subscriber:
         sub = Subscriber(asyncio.get_running_loop())

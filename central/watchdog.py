@@ -30,7 +30,7 @@ class CameraWatchdog:
         self,
         sessions: sessionmaker[Session],
         grace_s: float,
-        publish: Callable[[dict], None],
+        publish: Callable[[str], None],
         period_s: float = 1.0,
     ) -> None:
         self.sessions = sessions
@@ -54,7 +54,7 @@ class CameraWatchdog:
         while not self._stop.wait(self.period_s):
             try:
                 for event_id in self.tick(datetime.now(UTC)):
-                    self.publish({"type": "event", "id": event_id})
+                    self.publish(event_id)
             except Exception:  # the database restarting, say: try again next tick
                 log.exception("camera watchdog tick failed")
 

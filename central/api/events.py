@@ -211,7 +211,7 @@ def _act(
         EventAuditRow(event_id=row.id, time=now, actor=user.username, action=status, note=note)
     )
     session.commit()
-    request.app.state.live.publish({"type": "event", "id": row.id})
+    request.app.state.live.event_changed(row.id)
     return _detail(session, row, request.app.state.cfg, user)
 
 
@@ -319,7 +319,7 @@ def decide(
         )
     )
     session.commit()
-    request.app.state.live.publish({"type": "event", "id": row.id})
+    request.app.state.live.event_changed(row.id)
     return _detail(session, row, request.app.state.cfg, user)
 
 
@@ -331,6 +331,26 @@ def _sse(event: str, data: dict[str, Any], ident: int | None = None) -> bytes:
     return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
+def load_doc(sessions: Any, cfg: HubConfig, event_id: str) -> dict[str, Any] | None:
+    """The full document of an alert (all evidence), for the live bus to fan out."""
+    with sessions() as session:
+        row = session.get(EventRow, event_id)
+        if row is None:
+            return None
+        has = session.get(SnapshotRow, event_id) is not None
+        return to_out(row, has, cfg, None).model_dump(mode="json")
+
+
+def redact(doc: dict[str, Any], user: User) -> dict[str, Any] | None:
+    """What of a full alert document this user may see (None: not even that it exists)."""
+    if not user.may_see_kind(doc["kind"]):
+        return None
+    if user.can("evidence"):
+        return doc
+    attrs = {k: v for k, v in doc["attributes"].items() if not k.startswith(EVIDENCE_PREFIXES)}
+    return {**doc, "snapshot_url": None, "attributes": attrs, "evidence": False}
+
+
 @router.get(
     "/api/v1/alerts/stream",
     summary="Server-Sent Events: every new or changed alert the caller may see",
@@ -340,14 +360,6 @@ def _sse(event: str, data: dict[str, Any], ident: int | None = None) -> bytes:
 async def stream(request: Request, user: UserDep) -> StreamingResponse:
     app = request.app
     sub = app.state.live.subscribe()
-
-    def load(event_id: str) -> dict[str, Any] | None:
-        with app.state.sessions() as session:
-            row = session.get(EventRow, event_id)
-            if row is None or not user.may_see_kind(row.kind):
-                return None
-            has = session.get(SnapshotRow, event_id) is not None
-            return to_out(row, has, app.state.cfg, user).model_dump(mode="json")
 
     async def gen() -> AsyncIterator[bytes]:
         n = 0
@@ -364,7 +376,12 @@ async def stream(request: Request, user: UserDep) -> StreamingResponse:
                 if item.get("type") == "resync":
                     yield _sse("resync", {})
                     continue
-                doc = await run_in_threadpool(load, item["id"])
+                doc = item.get("doc")
+                if doc is None:
+                    doc = await run_in_threadpool(
+                        load_doc, app.state.sessions, app.state.cfg, item["id"]
+                    )
+                doc = redact(doc, user) if doc is not None else None
                 if doc is not None:
                     n += 1
                     yield _sse("alert", doc, n)
