@@ -36,6 +36,7 @@ import av
 import numpy as np
 
 from edge.config import CameraConfig
+from edge.events.evidence import PacketRing
 from edgewatch.logs import redact_url
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,11 @@ class CameraReader:
         period_s: float = 0.0,
         policy: Policy | None = None,
         seed: int | None = None,
+        ring: PacketRing | None = None,
     ) -> None:
         self.cfg = cfg
+        self.ring = ring  # keeps the last seconds of packets for evidence clips
+        self._pts_seen: dict[int, float] = {}  # pts -> monotonic arrival of its packet
         self.period_s = period_s
         self.policy: Policy = policy or choose_policy(cfg.decode, period_s)
         self.safe_url = redact_url(cfg.url)
@@ -337,6 +341,8 @@ class CameraReader:
             # concealed errors: FFmpeg then does not flag corrupt frames.)
             stream.thread_type = "AUTO" if self.policy == "all" else "NONE"
             cc = self._m2m(stream.codec_context)
+            if self.ring is not None:
+                self.ring.new_segment(stream)
             self._label_pending = True
             log.info(
                 "camera connected",
@@ -459,6 +465,15 @@ class CameraReader:
             with self._cond:
                 self._recent_packets.append(now)
                 self._last_packet_mono = now
+            if self.ring is not None:
+                self.ring.add(packet, time.time() - (time.monotonic() - now))
+            if decode_all and pts is not None:
+                # the decoder returns frames packets later (threads): remember when each
+                # frame's own packet arrived, so its capture time is that, not the later one
+                self._pts_seen[pts] = now
+                if len(self._pts_seen) > 256:
+                    for k in list(self._pts_seen)[:128]:
+                        del self._pts_seen[k]
             if packet.is_corrupt:
                 self._faults["corrupt_frames"] += 1
             if packet.is_keyframe and ts is not None:
@@ -506,7 +521,7 @@ class CameraReader:
                     self._faults["corrupt_frames"] += 1
                 if self.policy != "all" and now < self._next_due:
                     continue  # long-GOP decoding: not due yet
-                self._publish(frame, now)
+                self._publish(frame, self._pts_seen.pop(frame.pts, now) if decode_all else now)
                 got = True
                 self._error = None
                 if self.policy != "all":
