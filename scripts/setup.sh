@@ -27,3 +27,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
 .venv/bin/python -m pip install -q -e ".[${EXTRAS:-postgres}]"
+case ",${EXTRAS:-postgres}," in
+  *,dev,*|*,plates,*)
+    # plate OCR; --no-deps: it requires opencv-python, which clobbers the headless build
+    .venv/bin/python -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4" ;;
+esac
