@@ -23,6 +23,9 @@ class Limits(_Strict):
     max_event_bytes: int = Field(64 * 1024, ge=1024, description="largest event JSON accepted")
     max_status_bytes: int = Field(16 * 1024, ge=256)
     max_snapshot_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_evidence_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="largest evidence file (a clip) accepted"
+    )
 
 
 FIRE_KINDS = ("forest_fire", "straw_burning", "smoke")

@@ -32,6 +32,7 @@ from central.storage.models import (
     EdgeRow,
     EventRow,
     EventUpdateRow,
+    EvidenceFileRow,
     HotspotReadingRow,
     SnapshotRow,
 )
@@ -103,6 +104,8 @@ class Ingestor:
                     outcome = self._camera(session, parsed, payload)
                 elif parsed.kind == "hotspot":
                     outcome = self._hotspot(session, parsed, payload)
+                elif parsed.kind == "evidence":
+                    outcome = self._evidence(session, parsed, payload)
                 else:
                     outcome = self._edge(session, parsed, payload)
             if self.incidents is not None:
@@ -218,6 +221,40 @@ class Ingestor:
             session.add(SnapshotRow(event_id=key, jpeg=payload, sha256=digest, received_at=_now()))
         else:
             row.jpeg, row.sha256, row.received_at = payload, digest, _now()
+        return "stored"
+
+    def _evidence(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
+        if len(payload) > self.limits.max_evidence_bytes:
+            raise Rejected(
+                "too_large", f"{len(payload)} bytes > limit {self.limits.max_evidence_bytes}"
+            )
+        name = topic.name or ""
+        ctype = contract.EVIDENCE_FILES[name]
+        if ctype == "image/jpeg" and not payload.startswith(b"\xff\xd8\xff"):
+            raise Rejected("malformed", f"{name} is not a JPEG")
+        if ctype == "application/json":
+            _json(payload, self.limits.max_evidence_bytes)
+        if ctype == "video/mp4" and payload[4:8] != b"ftyp":
+            raise Rejected("malformed", f"{name} is not an MP4")
+        key = (str(topic.event_id), name)
+        digest = hashlib.sha256(payload).hexdigest()
+        row = session.get(EvidenceFileRow, key)
+        if row is not None:
+            # evidence is written once: a different file under the same name is refused
+            if row.sha256 == digest:
+                return "duplicate"
+            raise Rejected("conflict", f"{name} of {key[0]} already stored with another hash")
+        session.add(
+            EvidenceFileRow(
+                event_id=key[0],
+                name=name,
+                data=payload,
+                sha256=digest,
+                content_type=ctype,
+                received_at=_now(),
+            )
+        )
+        self._changed = key[0]
         return "stored"
 
     def _camera(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:

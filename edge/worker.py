@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,7 +19,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from edge.analytics.fire import FireRule
 from edge.analytics.flood import FloodOutput, FloodRule
 from edge.analytics.objects import ObjectsRule, Transition
-from edge.config import CameraConfig, EdgeConfig, FireAnalytic, FloodAnalytic, ObjectsAnalytic
+from edge.analytics.traffic import SignalState
+from edge.analytics.traffic_monitor import SIGNAL_CLASSES, TrafficMonitor
+from edge.config import (
+    CameraConfig,
+    EdgeConfig,
+    FireAnalytic,
+    FloodAnalytic,
+    ObjectsAnalytic,
+    TrafficAnalytic,
+)
+from edge.events.evidence import PacketRing
 from edge.events.messages import EventEncoder
 from edge.events.snapshot import render_snapshot
 from edge.inference.detections import Detections
@@ -126,8 +139,9 @@ class EdgeMetrics:
 
 @dataclass
 class _Analytic:
-    cfg: ObjectsAnalytic | FireAnalytic
-    rule: ObjectsRule | FireRule
+    cfg: ObjectsAnalytic | FireAnalytic | TrafficAnalytic
+    rule: ObjectsRule | FireRule | TrafficMonitor
+    signal_next: float = 0.0  # traffic with a signal model: next look at the signal head
 
 
 @dataclass
@@ -194,6 +208,8 @@ class _Camera:
     last_index: int = 0
     online_since: float | None = None
     decoder_labels: tuple[str, str, str] | None = None
+    ring: PacketRing | None = None  # traffic cameras: the last seconds of video, for clips
+    frame_wh: tuple[int, int] = (0, 0)
 
 
 class EdgeWorker:
@@ -205,6 +221,11 @@ class EdgeWorker:
         CameraReader.snapshot_slots = threading.BoundedSemaphore(cfg.snapshot_concurrency)
         self.engines: dict[str, InferenceEngine] = {}
         self.cameras: list[_Camera] = []
+        self._signal_subs: list[tuple[str, SignalState]] = []
+        self._signal_detectors: dict[str, Detector] = {}
+        self._plate_reader: Any = None
+        self._plate_reason: str | None = None
+        self._registry = registry
         try:
             for cam in cfg.cameras:
                 if not cam.enabled:
@@ -217,9 +238,11 @@ class EdgeWorker:
                         continue
                     engine = self._engine(registry, a.model)
                     names = engine.detector.class_names  # type: ignore[attr-defined]
-                    rule: ObjectsRule | FireRule
+                    rule: ObjectsRule | FireRule | TrafficMonitor
                     if isinstance(a, FireAnalytic):
                         rule = FireRule(a, names, cam.bearing_deg, cam.hfov_deg)
+                    elif isinstance(a, TrafficAnalytic):
+                        rule = self._traffic(cam, a, names)
                     else:
                         rule = ObjectsRule(a, names)
                     min_score = rule.min_score if isinstance(rule, FireRule) else a.min_score
@@ -246,8 +269,18 @@ class EdgeWorker:
                     g.effective_period_s = g.period_s
                     g.engine.register(g.stream, 1.0 / g.period_s, g.weight)
                 periods = [g.period_s for g in groups.values()] + [f.cfg.period_s for f in floods]
-                reader = CameraReader(cam, period_s=min(periods, default=1.0))
-                self.cameras.append(_Camera(cam, reader, list(groups.values()), floods))
+                traffic = [
+                    a.cfg for g in groups.values() for a in g.analytics
+                    if isinstance(a.cfg, TrafficAnalytic)
+                ]  # fmt: skip
+                ring = None
+                if traffic:
+                    ring = PacketRing(
+                        seconds=max(t.evidence.ring_s for t in traffic),
+                        max_bytes=int(max(t.evidence.ring_mb for t in traffic) * 1024 * 1024),
+                    )
+                reader = CameraReader(cam, period_s=min(periods, default=1.0), ring=ring)
+                self.cameras.append(_Camera(cam, reader, list(groups.values()), floods, ring=ring))
         except Exception:
             for engine in self.engines.values():
                 engine.stop()
@@ -263,7 +296,90 @@ class EdgeWorker:
             contract.edge_status_topic(cfg.site, cfg.edge_id),
             on_state=lambda up: self.metrics.broker_connected.set(1 if up else 0),
         )
+        for topic, signal in self._signal_subs:
+            self.publisher.subscribe(topic, self._signal_feed(signal))
         self._status_thread = threading.Thread(target=self._status_loop, name="status", daemon=True)
+
+    def _traffic(
+        self, cam: CameraConfig, a: TrafficAnalytic, names: tuple[str, ...]
+    ) -> TrafficMonitor:
+        signal = SignalState()
+        monitor = TrafficMonitor(a, names, cam.id, signal)  # RuleConfigError: cannot run
+        if a.signal is not None and a.signal.source == "mqtt":
+            self._signal_subs.append((a.signal.topic, signal))  # type: ignore[arg-type]
+        if a.signal is not None and a.signal.source == "model":
+            if a.signal.model not in self._signal_detectors:
+                self._signal_detectors[a.signal.model] = Detector(
+                    self._registry.spec(a.signal.model),
+                    self._registry.resolve(a.signal.model),
+                    providers=self.cfg.models.providers,
+                    threads=1,
+                )
+        if a.evidence.plates and self._plate_reader is None and self._plate_reason is None:
+            from edge.analytics.plates import reader_or_reason
+
+            self._plate_reader, self._plate_reason = reader_or_reason()
+            if self._plate_reason:
+                log.warning("plates will not be read", extra={"reason": self._plate_reason})
+        return monitor
+
+    @staticmethod
+    def _signal_feed(signal: SignalState):  # type: ignore[no-untyped-def]
+        """A signal controller's MQTT messages: {"state": "red", "time": ISO 8601}."""
+
+        def on_message(topic: str, payload: bytes) -> None:
+            try:
+                doc = json.loads(payload)
+                state = {"yellow": "amber"}.get(doc["state"], doc["state"])
+                at = doc.get("time")
+                t = datetime.fromisoformat(at).timestamp() if at else time.time()
+                signal.set(t, state)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("bad signal message", extra={"topic": topic, "error": str(exc)[:200]})
+
+        return on_message
+
+    def _look_at_signal(self, a: _Analytic, frame: Frame) -> None:
+        cfg = a.cfg.signal  # type: ignore[union-attr]
+        if cfg is None or cfg.source != "model" or frame.mono < a.signal_next:
+            return
+        a.signal_next = frame.mono + cfg.period_s
+        det = self._signal_detectors[cfg.model]
+        img = frame.bgr()
+        h, w = img.shape[:2]
+        x1, y1, x2, y2 = cfg.region  # type: ignore[misc]
+        crop = img[int(y1 * h) : max(int(y2 * h), int(y1 * h) + 1),
+                   int(x1 * w) : max(int(x2 * w), int(x1 * w) + 1)]  # fmt: skip
+        d = det.detect(crop, cfg.min_score)
+        names = det.class_names
+        best = None
+        for cid, score in zip(d.class_id.tolist(), d.confidence.tolist(), strict=True):
+            state = SIGNAL_CLASSES.get(names[cid])
+            if state and (best is None or score > best[1]):
+                best = (state, score)
+        if best is not None:
+            try:
+                a.rule.signal.set(frame.time.timestamp(), best[0])  # type: ignore[union-attr]
+            except ValueError:
+                pass  # a frame older than the last state: ignore
+
+    def _finalize_traffic(self, cam: _Camera, a: _Analytic, force: bool = False) -> None:
+        monitor = a.rule
+        assert isinstance(monitor, TrafficMonitor)
+        if not monitor.pending:
+            return
+        done = monitor.finalize(
+            time.time(), cam.ring, cam.frame_wh, self._plate_reader, force=force
+        )
+        for transitions, pkg in done:
+            if pkg is not None:
+                for name in pkg.files:
+                    data = (pkg.folder / name).read_bytes()
+                    topic = contract.evidence_topic(
+                        self.cfg.site, self.cfg.edge_id, transitions[0].event_id, name
+                    )
+                    self.publisher.send(Message(topic, data, kind="evidence"))
+            self._emit(cam, a, transitions, frame=None)
 
     def _engine(self, registry: Registry, model_id: str) -> InferenceEngine:
         """One engine per model per box, shared by every camera using it."""
@@ -321,6 +437,8 @@ class EdgeWorker:
         for cam in self.cameras:  # close open events so none stays open forever at the hub
             for g in cam.groups:
                 for a in g.analytics:
+                    if isinstance(a.rule, TrafficMonitor):
+                        self._finalize_traffic(cam, a, force=True)
                     self._emit(cam, a, a.rule.close(now), frame=None)
             for f in cam.floods:
                 self._emit(cam, _Analytic(f.cfg, f.rule), f.rule.close(now), frame=None)  # type: ignore[arg-type]
@@ -435,11 +553,16 @@ class EdgeWorker:
         self.metrics.frames_analysed.labels(cam.cfg.id).inc()
         self.metrics.lag.labels(cam.cfg.id).observe(lag)
         image: np.ndarray | None = None
+        cam.frame_wh = (frame.width, frame.height)
         for a in g.analytics:
+            if isinstance(a.rule, TrafficMonitor):
+                self._look_at_signal(a, frame)
             transitions = a.rule.update(dets, (frame.width, frame.height), frame.time)
             if transitions and image is None and any(t.snapshot for t in transitions):
                 image = frame.bgr()
             self._emit(cam, a, transitions, frame=image)
+            if isinstance(a.rule, TrafficMonitor):
+                self._finalize_traffic(cam, a)
 
     @staticmethod
     def _zone_mask(g: _Group, shape: tuple[int, ...]) -> np.ndarray | None:

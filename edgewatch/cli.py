@@ -161,6 +161,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
                     except ModelError as exc:
                         problems.append(f"cameras.{i}.analytics.{j}.model: {exc}")
                         continue
+                    if a.type == "traffic":
+                        from edge.analytics.traffic import RuleConfigError, SignalState
+                        from edge.analytics.traffic_monitor import build_rules
+
+                        try:
+                            build_rules(a, spec.classes, SignalState())
+                        except RuleConfigError as exc:
+                            problems.append(f"cameras.{i}.analytics.{j}.rules: {exc}")
                     fire = a.type in ("fire", "burning")
                     wanted = [a.fire_class, a.smoke_class] if fire else a.classes
                     unknown = [c for c in wanted if c not in spec.classes]

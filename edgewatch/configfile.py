@@ -34,7 +34,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-ANALYTIC_TAGS = ("objects", "flood", "fire", "burning")
+ANALYTIC_TAGS = ("objects", "flood", "fire", "burning", "traffic")
 
 
 def format_validation_error(exc: ValidationError) -> list[str]:

@@ -166,17 +166,34 @@ def hotspot_topic(site: str, edge_id: str, hotspot_id: str) -> str:
     return f"{ROOT}/{site}/{edge_id}/hotspots/{hotspot_id}/reading"
 
 
+# Files of a violation's evidence package (binary payloads, one per message).
+EVIDENCE_FILES = {
+    "clip.mp4": "video/mp4",
+    "before.jpg": "image/jpeg",
+    "at.jpg": "image/jpeg",
+    "after.jpg": "image/jpeg",
+    "vehicle.jpg": "image/jpeg",
+    "metadata.json": "application/json",
+    "manifest.json": "application/json",
+}
+
+
+def evidence_topic(site: str, edge_id: str, event_id: UUID | str, name: str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/events/{event_id}/evidence/{name}"
+
+
 SUBSCRIPTION = f"{ROOT}/#"
 
 
 @dataclass(frozen=True)
 class Topic:
-    kind: Literal["edge_status", "camera_status", "event", "snapshot", "hotspot"]
+    kind: Literal["edge_status", "camera_status", "event", "snapshot", "hotspot", "evidence"]
     site: str
     edge_id: str
     camera_id: str | None = None
     event_id: UUID | None = None
     hotspot_id: str | None = None
+    name: str | None = None  # evidence file name
 
 
 def parse_topic(topic: str) -> Topic | None:
@@ -199,6 +216,13 @@ def parse_topic(topic: str) -> Topic | None:
     if len(rest) == 3 and rest[0] == "events" and rest[2] == "snapshot":
         try:
             return Topic("snapshot", site, edge_id, event_id=UUID(rest[1]))
+        except ValueError:
+            return None
+    if len(rest) == 4 and rest[0] == "events" and rest[2] == "evidence":
+        if rest[3] not in EVIDENCE_FILES:
+            return None
+        try:
+            return Topic("evidence", site, edge_id, event_id=UUID(rest[1]), name=rest[3])
         except ValueError:
             return None
     return None

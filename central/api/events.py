@@ -20,7 +20,13 @@ from central.api.schemas import EventDetail, EventOut, EventPage
 from central.auth import RANGER_KINDS, User
 from central.config import HubConfig
 from central.storage.db import as_utc
-from central.storage.models import EventAuditRow, EventRow, EventUpdateRow, SnapshotRow
+from central.storage.models import (
+    EventAuditRow,
+    EventRow,
+    EventUpdateRow,
+    EvidenceFileRow,
+    SnapshotRow,
+)
 
 router = APIRouter(tags=["events"])
 
@@ -31,7 +37,13 @@ EVIDENCE_PREFIXES = ("plate", "clip", "evidence")
 KEEPALIVE_S = 15.0
 
 
-def to_out(row: EventRow, has_snapshot: bool, cfg: HubConfig, user: User | None) -> EventOut:
+def to_out(
+    row: EventRow,
+    has_snapshot: bool,
+    cfg: HubConfig,
+    user: User | None,
+    files: list[str] | None = None,
+) -> EventOut:
     evidence = user is None or user.can("evidence")
     attrs = dict(row.attributes or {})
     if not evidence:
@@ -68,7 +80,23 @@ def to_out(row: EventRow, has_snapshot: bool, cfg: HubConfig, user: User | None)
         review_reason=row.review_reason,
         reviewed_at=as_utc(row.reviewed_at),
         evidence=evidence,
+        evidence_files=(
+            {n: f"/api/v1/events/{row.id}/evidence/{n}" for n in sorted(files or [])}
+            if evidence
+            else {}
+        ),
     )
+
+
+def _files(session: Session, ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if ids:
+        q = select(EvidenceFileRow.event_id, EvidenceFileRow.name).where(
+            EvidenceFileRow.event_id.in_(ids)
+        )
+        for eid, name in session.execute(q):
+            out.setdefault(eid, []).append(name)
+    return out
 
 
 def _visible(query: Any, user: User) -> Any:
@@ -124,9 +152,10 @@ def list_events(
     keys = (col.asc(), EventRow.id.asc()) if order == "asc" else (col.desc(), EventRow.id.desc())
     rows = session.scalars(query.order_by(*keys).limit(limit).offset(offset)).all()
     snaps = _has_snapshots(session, [r.id for r in rows])
+    files = _files(session, [r.id for r in rows])
     cfg = request.app.state.cfg
     return EventPage(
-        items=[to_out(r, r.id in snaps, cfg, user) for r in rows],
+        items=[to_out(r, r.id in snaps, cfg, user, files.get(r.id)) for r in rows],
         total=total,
         limit=limit,
         offset=offset,
@@ -134,7 +163,13 @@ def list_events(
 
 
 def _detail(session: Session, row: EventRow, cfg: HubConfig, user: User) -> EventDetail:
-    base = to_out(row, session.get(SnapshotRow, row.id) is not None, cfg, user)
+    base = to_out(
+        row,
+        session.get(SnapshotRow, row.id) is not None,
+        cfg,
+        user,
+        _files(session, [row.id]).get(row.id),
+    )
     updates = session.scalars(
         select(EventUpdateRow).where(EventUpdateRow.event_id == row.id).order_by(EventUpdateRow.seq)
     )
@@ -189,6 +224,101 @@ def get_snapshot(event_id: str, session: SessionDep, user: UserDep) -> Response:
         snap.jpeg,
         media_type="image/jpeg",
         headers={"ETag": f'"{snap.sha256}"', "Cache-Control": "private, max-age=60"},
+    )
+
+
+class EvidenceFileOut(BaseModel):
+    name: str
+    content_type: str
+    bytes: int
+    sha256: str
+    url: str
+
+
+class EvidenceOut(BaseModel):
+    event_id: str
+    manifest_sha256: str | None = Field(description="as published with the event")
+    verified: bool = Field(description="every file matches the manifest, and it the event")
+    problems: list[str]
+    files: list[EvidenceFileOut]
+
+
+def _verify(files: dict[str, EvidenceFileRow], published: str | None) -> list[str]:
+    manifest = files.get("manifest.json")
+    if manifest is None:
+        return ["no manifest.json (yet)"]
+    problems = []
+    if published is None:
+        problems.append("the event carries no manifest hash to check against")
+    elif manifest.sha256 != published:
+        problems.append("manifest.json differs from the one published with the event")
+    try:
+        listed = json.loads(manifest.data)["files"]
+    except (ValueError, KeyError, TypeError):
+        return [*problems, "manifest.json is not a manifest"]
+    for name, meta in listed.items():
+        f = files.get(name)
+        if f is None:
+            problems.append(f"{name}: not received")
+        elif f.sha256 != meta.get("sha256"):
+            problems.append(f"{name}: SHA-256 differs from the manifest")
+    return problems
+
+
+@router.get(
+    "/api/v1/events/{event_id}/evidence",
+    response_model=EvidenceOut,
+    summary="A violation's evidence package, checked against its manifest",
+)
+def evidence(event_id: str, session: SessionDep, user: UserDep) -> EvidenceOut:
+    if not user.can("evidence"):
+        raise HTTPException(403, f"the {user.role} role may not see evidence")
+    row = _get(session, event_id, user)
+    rows = {
+        f.name: f
+        for f in session.scalars(select(EvidenceFileRow).where(EvidenceFileRow.event_id == row.id))
+    }
+    published = (row.attributes or {}).get("manifest_sha256")
+    problems = _verify(rows, published if isinstance(published, str) else None)
+    return EvidenceOut(
+        event_id=row.id,
+        manifest_sha256=published if isinstance(published, str) else None,
+        verified=not problems,
+        problems=problems,
+        files=[
+            EvidenceFileOut(
+                name=f.name,
+                content_type=f.content_type,
+                bytes=len(f.data),
+                sha256=f.sha256,
+                url=f"/api/v1/events/{row.id}/evidence/{f.name}",
+            )
+            for f in sorted(rows.values(), key=lambda f: f.name)
+        ],
+    )
+
+
+@router.get(
+    "/api/v1/events/{event_id}/evidence/{name}",
+    response_class=Response,
+    responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}, "application/json": {}}}},
+    summary="One evidence file, byte for byte as the edge sent it",
+)
+def evidence_file(event_id: str, name: str, session: SessionDep, user: UserDep) -> Response:
+    if not user.can("evidence"):
+        raise HTTPException(403, f"the {user.role} role may not see evidence")
+    _get(session, event_id, user)
+    f = session.get(EvidenceFileRow, (event_id, name))
+    if f is None:
+        raise HTTPException(404, "no such evidence file")
+    return Response(
+        f.data,
+        media_type=f.content_type,
+        headers={
+            "ETag": f'"{f.sha256}"',
+            "Cache-Control": "private, max-age=3600",
+            "X-Content-SHA256": f.sha256,
+        },
     )
 
 
@@ -280,9 +410,10 @@ def list_reviews(
         query.order_by(EventRow.start_time.asc(), EventRow.id).limit(limit).offset(offset)
     ).all()
     snaps = _has_snapshots(session, [r.id for r in rows])
+    files = _files(session, [r.id for r in rows])
     cfg = request.app.state.cfg
     return EventPage(
-        items=[to_out(r, r.id in snaps, cfg, user) for r in rows],
+        items=[to_out(r, r.id in snaps, cfg, user, files.get(r.id)) for r in rows],
         total=total,
         limit=limit,
         offset=offset,
@@ -338,7 +469,8 @@ def load_doc(sessions: Any, cfg: HubConfig, event_id: str) -> dict[str, Any] | N
         if row is None:
             return None
         has = session.get(SnapshotRow, event_id) is not None
-        return to_out(row, has, cfg, None).model_dump(mode="json")
+        files = _files(session, [event_id]).get(event_id)
+        return to_out(row, has, cfg, None, files).model_dump(mode="json")
 
 
 def redact(doc: dict[str, Any], user: User) -> dict[str, Any] | None:
@@ -348,7 +480,13 @@ def redact(doc: dict[str, Any], user: User) -> dict[str, Any] | None:
     if user.can("evidence"):
         return doc
     attrs = {k: v for k, v in doc["attributes"].items() if not k.startswith(EVIDENCE_PREFIXES)}
-    return {**doc, "snapshot_url": None, "attributes": attrs, "evidence": False}
+    return {
+        **doc,
+        "snapshot_url": None,
+        "attributes": attrs,
+        "evidence": False,
+        "evidence_files": {},
+    }
 
 
 @router.get(

@@ -42,6 +42,9 @@ class EventOut(BaseModel):
     evidence: bool = Field(
         True, description="false when the caller's role may not see evidence (it is left out)"
     )
+    evidence_files: dict[str, str] = Field(
+        default_factory=dict, description="evidence package files by name: their URLs"
+    )
 
 
 class UpdateOut(BaseModel):

@@ -112,6 +112,19 @@ class AuthSessionRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class EvidenceFileRow(Base):
+    """One file of a violation's evidence package, as the edge sent it."""
+
+    __tablename__ = "evidence_files"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SnapshotRow(Base):
     __tablename__ = "snapshots"
 

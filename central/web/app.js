@@ -315,7 +315,9 @@ function boxOverlay(box) {
 function renderAlert(a) {
   const attrs = Object.entries(a.attributes || {});
   const plate = a.attributes?.plate ?? a.attributes?.plate_text;
-  const clip = a.attributes?.clip_url;
+  const files = a.evidence_files || {};
+  const clip = files["clip.mp4"];
+  const frames = ["before.jpg", "at.jpg", "after.jpg"].filter((n) => files[n]);
   const evidence = a.evidence
     ? h(
         "section",
@@ -327,7 +329,11 @@ function renderAlert(a) {
         clip
           ? h("video", { id: "clip", src: clip, controls: true, preload: "metadata" })
           : h("p", { class: "muted", id: "no-clip" }, "No clip recorded for this alert."),
-        h("p", {}, "Plate: ", h("strong", { id: "plate" }, plate ?? "—")),
+        frames.length
+          ? h("div", { class: "frames", id: "frames" }, frames.map((n) => h("figure", {}, h("img", { src: files[n], alt: n }), h("figcaption", {}, n.replace(".jpg", "")))))
+          : null,
+        h("p", {}, "Plate: ", h("strong", { id: "plate" }, plate ?? "—"), a.attributes?.plate_reason && !plate ? h("span", { class: "muted" }, ` (${a.attributes.plate_reason})`) : null),
+        files["manifest.json"] ? h("p", { id: "integrity", class: "muted" }, "Checking the evidence against its manifest…") : null,
       )
     : h("section", { class: "evidence" }, h("h2", {}, "Evidence"), h("p", { class: "muted", id: "no-evidence" }, `Your role (${me.role}) may not see evidence.`));
   const timeline = h(
@@ -374,10 +380,26 @@ function renderAlert(a) {
   );
 }
 
+async function checkEvidence(a) {
+  const el = document.getElementById("integrity");
+  if (!el) return;
+  try {
+    const ev = await api(`/api/v1/events/${encodeURIComponent(a.id)}/evidence`);
+    el.textContent = ev.verified
+      ? `Evidence verified: ${ev.files.length} files match the manifest published with the alert (SHA-256).`
+      : `Evidence NOT verified: ${ev.problems.join("; ")}`;
+    el.className = ev.verified ? "ok" : "error";
+  } catch (e) {
+    el.textContent = `Could not check the evidence: ${e.message}`;
+  }
+}
+
 async function showAlert(id) {
   setNav("alerts");
   try {
-    renderAlert(await api(`/api/v1/events/${encodeURIComponent(id)}`));
+    const a = await api(`/api/v1/events/${encodeURIComponent(id)}`);
+    renderAlert(a);
+    checkEvidence(a);
   } catch (e) {
     show(
       h("p", {}, h("a", { href: "#/alerts" }, "← Live alerts")),

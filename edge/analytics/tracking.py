@@ -65,9 +65,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return (inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)).astype(
-        np.float32
-    )
+    return (inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)).astype(np.float32)
 
 
 def greedy_match(score: np.ndarray, floor: float) -> list[tuple[int, int]]:

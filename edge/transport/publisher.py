@@ -60,6 +60,8 @@ class Publisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._subs: dict[str, Callable[[str, bytes], None]] = {}
         self._pump_thread = threading.Thread(target=self._pump, name="mqtt-pump", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -114,11 +116,28 @@ class Publisher:
 
     # -- paho callbacks (network thread) ---------------------------------------------------
 
+    def subscribe(self, topic: str, callback: Callable[[str, bytes], None]) -> None:
+        """Receive ``topic`` (e.g. a signal controller's state); subscribed on every connect.
+        The callback runs on the MQTT thread: keep it short."""
+        self._subs[topic] = callback
+        if self.connected:
+            self._client.subscribe(topic, qos=1)
+
+    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        for pattern, callback in list(self._subs.items()):
+            if mqtt.topic_matches_sub(pattern, message.topic):
+                try:
+                    callback(message.topic, message.payload)
+                except Exception:
+                    log.exception("subscription handler failed", extra={"topic": pattern})
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:
             log.warning("broker refused connection", extra={"reason": str(reason_code)})
             return
         self.connects += 1
+        for topic in list(self._subs):
+            client.subscribe(topic, qos=1)
         info = client.publish(self.status_topic, b"online", qos=1, retain=True)
         with self._map_lock:
             self._own_mids.add(info.mid)

@@ -28,7 +28,7 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["event", "snapshot", "status", "reading"]
+Kind = Literal["event", "snapshot", "status", "reading", "evidence"]
 DROP_ORDER: tuple[Kind, ...] = ("snapshot", "status", "reading", "event")
 
 

@@ -1,4 +1,4 @@
-"""accounts and sessions; alert status, audit, timeline and traffic review
+"""accounts and sessions; alert status, audit, timeline, traffic review and evidence files
 
 Revision ID: 0005
 Revises: 0004
@@ -47,6 +47,15 @@ def upgrade() -> None:
         sa.Column("note", sa.Text),
     )
     op.create_table(
+        "evidence_files",
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("name", sa.String(32), primary_key=True),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("content_type", sa.String(32), nullable=False),
+        sa.Column("received_at", TS, nullable=False),
+    )
+    op.create_table(
         "users",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("username", sa.String(64), nullable=False, unique=True),
@@ -71,6 +80,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("auth_sessions")
     op.drop_table("users")
+    op.drop_table("evidence_files")
     op.drop_table("event_audit")
     op.drop_table("event_updates")
     op.drop_index("ix_events_review", "events")
