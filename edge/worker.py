@@ -20,7 +20,7 @@ from edge.analytics.fire import FireRule
 from edge.analytics.flood import FloodOutput, FloodRule
 from edge.analytics.objects import ObjectsRule, Transition
 from edge.analytics.traffic import SignalState
-from edge.analytics.traffic_monitor import SIGNAL_CLASSES, TrafficMonitor
+from edge.analytics.traffic_monitor import TrafficMonitor, read_signal
 from edge.config import (
     CameraConfig,
     EdgeConfig,
@@ -344,22 +344,15 @@ class EdgeWorker:
         if cfg is None or cfg.source != "model" or frame.mono < a.signal_next:
             return
         a.signal_next = frame.mono + cfg.period_s
-        det = self._signal_detectors[cfg.model]
-        img = frame.bgr()
-        h, w = img.shape[:2]
-        x1, y1, x2, y2 = cfg.region  # type: ignore[misc]
-        crop = img[int(y1 * h) : max(int(y2 * h), int(y1 * h) + 1),
-                   int(x1 * w) : max(int(x2 * w), int(x1 * w) + 1)]  # fmt: skip
-        d = det.detect(crop, cfg.min_score)
-        names = det.class_names
-        best = None
-        for cid, score in zip(d.class_id.tolist(), d.confidence.tolist(), strict=True):
-            state = SIGNAL_CLASSES.get(names[cid])
-            if state and (best is None or score > best[1]):
-                best = (state, score)
-        if best is not None:
+        state = read_signal(
+            self._signal_detectors[cfg.model],
+            frame.bgr(),
+            cfg.region,
+            cfg.min_score,  # type: ignore[arg-type]
+        )
+        if state is not None:
             try:
-                a.rule.signal.set(frame.time.timestamp(), best[0])  # type: ignore[union-attr]
+                a.rule.signal.set(frame.time.timestamp(), state)  # type: ignore[union-attr]
             except ValueError:
                 pass  # a frame older than the last state: ignore
 

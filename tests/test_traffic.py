@@ -262,3 +262,73 @@ def test_scripted_scenarios_meet_the_targets() -> None:
     scores = ts.score(ts.scenarios(seed=11, per_case=6))
     for rule, s in scores.items():
         assert s["precision"] >= 0.95 and s["recall"] >= 0.9, (rule, s)
+
+
+# -- the analytic around the rules --------------------------------------------------------
+
+
+class _FakeLightDetector:
+    """Stands in for OpenLenda (no openly licensed traffic-light footage to test on)."""
+
+    class_names = ("red", "green", "yellow", "empty", "straight", "left", "right", "other")
+
+    def __init__(self, boxes: list[tuple[int, float]]) -> None:
+        self.boxes = boxes
+        self.seen: tuple[int, ...] | None = None
+
+    def detect(self, img: np.ndarray, min_score: float) -> Detections:
+        self.seen = img.shape
+        keep = [(c, s) for c, s in self.boxes if s >= min_score]
+        return Detections(
+            np.zeros((len(keep), 4), np.float32),
+            np.array([s for _, s in keep], np.float32),
+            np.array([c for c, _ in keep], np.int32),
+        )
+
+
+def test_read_signal_takes_the_best_light_in_the_region() -> None:
+    from edge.analytics.traffic_monitor import read_signal
+
+    img = np.zeros((240, 320, 3), np.uint8)
+    det = _FakeLightDetector([(1, 0.18), (0, 0.25), (4, 0.9)])  # green, red, an arrow
+    assert read_signal(det, img, (0.5, 0.0, 0.75, 0.25), 0.15) == "red"
+    assert det.seen == (60, 80, 3)  # only the signal head's region is looked at
+    assert read_signal(_FakeLightDetector([(2, 0.3)]), img, (0, 0, 1, 1), 0.15) == "amber"
+    assert read_signal(_FakeLightDetector([(0, 0.1)]), img, (0, 0, 1, 1), 0.15) is None
+
+
+def test_traffic_monitor_turns_violations_into_events_then_evidence(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from edge.analytics.traffic_monitor import TrafficMonitor
+    from edge.config import TrafficAnalytic
+
+    names = tuple(f"c{i}" for i in range(80))
+    names = names[:2] + ("car", "motorcycle") + names[4:]
+    cfg = TrafficAnalytic.model_validate(
+        {
+            "classes": ["car", "motorcycle"],
+            "evidence": {"dir": str(tmp_path), "post_s": 1.0},
+            "rules": [{"type": "wrong_way", "lane": ts.WRONG_WAY_LANE, "direction": [0, -1]}],
+        }
+    )
+    mon = TrafficMonitor(cfg, names, "cam-1")
+    w, h = 1000, 500
+    out = []
+    for k in range(60):
+        t = 1_800_000_000 + k * 0.1
+        y = (0.1 + 0.01 * k) * h  # 0.01 of the frame per frame, downwards
+        box = [[380, y - 25, 420, y]]
+        d = Detections(
+            np.array(box, np.float32), np.array([0.9], np.float32), np.array([2], np.int32)
+        )
+        out += mon.update(d, (w, h), datetime.fromtimestamp(t, UTC))
+    [new] = out
+    assert (new.type, new.kind, new.label, new.zone) == ("new", "wrong_way", "car", "wrong_way")
+    assert new.snapshot and new.attributes["config_version"] == mon.config_version
+    assert new.attributes["evidence"] == "recording" and len(mon.pending) == 1
+    assert mon.finalize(new.start_time.timestamp() + 0.5, None, (w, h), None) == []  # not due
+    [(msgs, pkg)] = mon.finalize(new.start_time.timestamp() + 1.5, None, (w, h), None)
+    assert [m.type for m in msgs] == ["update", "end"] and pkg is None
+    assert msgs[0].attributes["evidence"] == "none" and msgs[1].kind == "wrong_way"
+    assert mon.pending == []

@@ -37,6 +37,24 @@ log = logging.getLogger(__name__)
 SIGNAL_CLASSES = {"red": "red", "yellow": "amber", "green": "green"}
 
 
+def read_signal(
+    detector: Any, image: np.ndarray, region: tuple[float, float, float, float], min_score: float
+) -> str | None:
+    """The signal head's state from a traffic-light detector (OpenLenda) on its region:
+    the best-scoring red / yellow / green box; None when it shows nothing readable."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = region
+    crop = image[int(y1 * h) : max(int(y2 * h), int(y1 * h) + 1),
+                 int(x1 * w) : max(int(x2 * w), int(x1 * w) + 1)]  # fmt: skip
+    d = detector.detect(crop, min_score)
+    best: tuple[str, float] | None = None
+    for cid, score in zip(d.class_id.tolist(), d.confidence.tolist(), strict=True):
+        state = SIGNAL_CLASSES.get(detector.class_names[cid])
+        if state and (best is None or score > best[1]):
+            best = (state, score)
+    return best[0] if best else None
+
+
 @dataclass
 class _Zone:
     points: None = None  # the worker's motion mask: traffic looks at the whole frame
