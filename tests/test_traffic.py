@@ -133,8 +133,9 @@ def red_rule(grace: float = 0.5) -> RedLight:
 
 def test_red_light_interpolates_the_crossing_and_respects_amber_and_grace() -> None:
     v = 0.2  # units per second
-    # crossing y = 0.5 at exactly t = 20.03 (between the frames at 20.0 and 20.1)
-    got = feed(red_rule(), lambda t: (0.6, 0.5 - v * (t - 20.03)), 15.0, 22.0)
+    # clearly past the line (its 0.01 margin: y = 0.49) at exactly t = 20.03, between the
+    # frames at 20.0 and 20.1
+    got = feed(red_rule(), lambda t: (0.6, 0.49 - v * (t - 20.03)), 15.0, 22.0)
     assert len(got) == 1 and got[0].time == pytest.approx(20.03, abs=1e-6)
     assert got[0].details["signal"] == "red" and got[0].details["red_for_s"] == 7.03
     assert feed(red_rule(), lambda t: (0.6, 0.5 - v * (t - 11.0)), 8.0, 14.0) == []  # amber

@@ -286,6 +286,68 @@ def scenarios(seed: int = 7, per_case: int = 20) -> list[Scenario]:
                 expect,
                 _render(straight(x, 0.95, -vs, 0.0), 0.0, 0.9 / vs, CAR, rng, jitter=0.0015),
             )
+        # -- near the thresholds, noisier boxes ----------------------------------------
+        vs = units_per_s(rng.uniform(52, 57))
+        add(
+            "hard: speeding 4-14% over the limit, jittery",
+            {"speeding"},
+            _render(straight(x, 0.95, -vs, 0.0), 0.0, 0.9 / vs, CAR, rng, jitter=0.003),
+        )
+        vs = units_per_s(rng.uniform(43, 48))
+        add(
+            "hard: 4-14% under the limit, jittery",
+            set(),
+            _render(straight(x, 0.95, -vs, 0.0), 0.0, 0.9 / vs, CAR, rng, jitter=0.003),
+        )
+        v = units_per_s(rng.uniform(25, 45))
+        tc = rng.uniform(14.0, 40.0)
+        t0 = tc - (0.95 - 0.5) / v
+        add(
+            "hard: crosses on red, very jittery box (1% of the frame)",
+            {"red_light"},
+            _render(straight(0.6, 0.95, -v, t0), t0, t0 + 0.9 / v, CAR, rng, jitter=0.01),
+        )
+        t0 = 13.0 + RED_GRACE_S + rng.uniform(0.1, 0.4) - (0.95 - 0.5) / v
+        add(
+            "hard: crosses just after the grace time",
+            {"red_light"},
+            _render(straight(0.6, 0.95, -v, t0), t0, t0 + 0.9 / v, CAR, rng),
+        )
+        t0 = 13.0 + RED_GRACE_S - rng.uniform(0.15, 0.4) - (0.95 - 0.5) / v
+        add(
+            "hard: crosses just before the grace time ends",
+            set(),
+            _render(straight(0.6, 0.95, -v, t0), t0, t0 + 0.9 / v, CAR, rng),
+        )
+        xm = rng.uniform(0.55, 0.65)
+        stay = rng.uniform(3.3, 4.0)
+        add(
+            "hard: motorcycle 3.3-4 s in the car lane",
+            {"lane_restriction"},
+            _render(lambda t, xm=xm, stay=stay: (xm if t < stay else 0.45, 0.6), 0.0, stay + 1.0,
+                    MOTORCYCLE, rng),
+        )  # fmt: skip
+        stay = rng.uniform(2.0, 2.7)
+        add(
+            "hard: motorcycle 2-2.7 s in the car lane",
+            set(),
+            _render(lambda t, xm=xm, stay=stay: (xm if t < stay else 0.45, 0.6), 0.0, stay + 1.0,
+                    MOTORCYCLE, rng),
+        )  # fmt: skip
+        dwell = rng.uniform(21.0, 24.0)
+        add(
+            "hard: parks 21-24 s",
+            {"no_stopping"},
+            _render(lambda t, dwell=dwell: (0.8, 0.5 if t < dwell else 0.5 - (t - dwell) * 0.1),
+                    0.0, dwell + 3.0, CAR, rng, jitter=0.004),
+        )  # fmt: skip
+        dwell = rng.uniform(16.0, 19.0)
+        add(
+            "hard: stops 16-19 s",
+            set(),
+            _render(lambda t, dwell=dwell: (0.8, 0.5 if t < dwell else 0.5 - (t - dwell) * 0.1),
+                    0.0, dwell + 3.0, CAR, rng, jitter=0.004),
+        )  # fmt: skip
         vs = units_per_s(rng.uniform(65, 90))
         add(
             "speeding: over the limit, ID switch between the lines",

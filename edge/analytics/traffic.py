@@ -186,11 +186,10 @@ class RedLight(_Rule):
     """Crossing the stop line forward while the signal is red, at least ``grace_s`` after
     it turned red.
 
-    The crossing moment is interpolated between the last frame the anchor was behind the
-    line and the first frame at or past it, and it only counts once the vehicle has come
-    from at least ``margin`` behind the line and gone ``confirm`` past it within
-    ``max_cross_s``. A vehicle stopped on the line, its box jittering across it, never
-    crosses: its last crossing before it drives on is on green.
+    The crossing moment is when the anchor passes ``margin`` beyond the line, interpolated
+    between frames; it counts once the vehicle has come from at least ``margin`` behind
+    the line and gone ``confirm`` past it within ``max_cross_s``. A vehicle stopped on the
+    line, its box jittering across it, does not cross until it drives on (on green).
     """
 
     name = "red_light"
@@ -214,8 +213,8 @@ class RedLight(_Rule):
         self.confirm = confirm
         self.max_cross_s = max_cross_s
         self._behind: dict[int, bool] = {}  # came from margin behind the line
-        self._neg: dict[int, tuple[float, float]] = {}  # last (t, side) behind the line
-        self._pos: dict[int, tuple[float, float]] = {}  # first (t, side) at/past it after
+        self._neg: dict[int, tuple[float, float]] = {}  # last (t, side) not past the margin
+        self._pos: dict[int, tuple[float, float]] = {}  # first (t, side) past it after that
         self._done: set[int] = set()
 
     def _state(self) -> list[dict]:
@@ -232,21 +231,23 @@ class RedLight(_Rule):
             if key in self._done:
                 continue
             d = float(side[i])
-            if d < 0:
-                self._neg[key] = (t, d)
+            if d < -self.margin:
+                self._behind[key] = True
+            if d <= self.margin:
+                self._neg[key] = (t, d)  # last seen not clearly past the line
                 self._pos.pop(key, None)
-                if d < -self.margin:
-                    self._behind[key] = True
                 continue
             if key in self._neg and key not in self._pos:
-                self._pos[key] = (t, d)
+                self._pos[key] = (t, d)  # first seen clearly past it
             if d < self.confirm or not self._behind.get(key) or key not in self._pos:
                 continue
             (t0, s0), (t1, s1) = self._neg[key], self._pos[key]
             self._done.add(key)  # decided once, either way
-            if t - t0 > self.max_cross_s or not -0.05 <= along[i] <= 1.05:
+            if t - t1 > self.max_cross_s or not -0.05 <= along[i] <= 1.05:
                 continue  # crept over slowly from a stop, or passed beside the line
-            tc = t0 + (t1 - t0) * (-s0) / (s1 - s0) if s1 != s0 else t1
+            # when the anchor passed ``margin`` beyond the line: a vehicle stopped on the
+            # line, its box jittering across it, only passes that when it drives on
+            tc = t0 + (t1 - t0) * (self.margin - s0) / (s1 - s0)
             state, since = self.signal.at(tc)
             if state == "red" and since is not None and tc - since >= self.grace_s:
                 out.append(
