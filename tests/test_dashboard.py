@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
+from edge.events.evidence import PacketRing, TrackHistory, assemble
 from edgewatch import contract
 from tests.helpers import Hub, Mosquitto, bearer_token, ensure_user, wait_for
+from tests.test_evidence import T0, fill
 from tests.test_flood import reading
 
 ARTIFACTS = Path(os.environ.get("EDGEWATCH_TEST_ARTIFACTS", "test-artifacts"))
@@ -34,7 +37,9 @@ USERS = {"olivia": ("operator", "operator-password-1"), "victor": ("viewer", "vi
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, assets: Path):
+def world(
+    tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, assets: Path, h264_video: Path
+):
     tmp = tmp_path_factory.mktemp("dashboard")
     uid = uuid.uuid4().hex[:8]
     db = f"sqlite:///{tmp / 'hub.sqlite3'}"
@@ -59,7 +64,22 @@ def world(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, assets
     cap.release()
     assert ok
     jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
-    yield {"hub": hub, "pub": pub, "jpeg": jpeg, "base": f"http://127.0.0.1:{hub.port}"}
+    ring = PacketRing(seconds=30)
+    fill(ring, h264_video, limit_s=12)
+    hist = TrackHistory()
+    for k in range(100):
+        hist.add(T0 + k * 0.1, np.array([5]), np.array([[150, 120, 200, 170]], np.float32))
+    package = assemble(
+        tmp / "evidence", ring, hist, track_id=5, t=T0 + 6.0, frame_wh=(320, 240),
+        metadata={"rule": "red_light"}, lines=[((0.3, 0.6), (1.0, 0.6))], pre_s=2, post_s=2,
+    )  # fmt: skip
+    yield {
+        "hub": hub,
+        "pub": pub,
+        "jpeg": jpeg,
+        "base": f"http://127.0.0.1:{hub.port}",
+        "package": package,
+    }
     pub.loop_stop()
     pub.disconnect()
     hub.stop()
@@ -96,6 +116,18 @@ def publish_alert(w: dict, kind: str, label: str, camera: str = "cam-1", **attrs
     topic = contract.events_topic(SITE, EDGE)
     w["pub"].publish(topic, msg.model_dump_json().encode(), qos=1).wait_for_publish(5)
     return str(event_id)
+
+
+def publish_update(w: dict, event_id: str, attrs: dict[str, Any]) -> None:
+    """The violation's ``update`` (seq 1), as the edge sends it when the evidence is done."""
+    now = datetime.now(UTC)
+    msg = contract.EventMessage(
+        id=uuid.UUID(event_id), type="update", seq=1, kind="red_light", analytic="test",
+        label="motorcycle", site=SITE, edge_id=EDGE, camera_id="cam-junction", start_time=now,
+        frame_time=now, score=0.87, attributes=attrs,
+    )  # fmt: skip
+    topic = contract.events_topic(SITE, EDGE)
+    w["pub"].publish(topic, msg.model_dump_json().encode(), qos=1).wait_for_publish(5)
 
 
 def camera_status(w: dict, camera: str, state: str, **kw: Any) -> None:
@@ -254,6 +286,30 @@ def test_operator_sees_alerts_live_acts_on_them_and_a_viewer_cannot(world: dict)
                 world, "red_light", "motorcycle", camera="cam-junction", plate="75A1-234.56"
             )
             wait_for(lambda: hub.get("/api/v1/reviews")["total"] == 1, 10, what="queued violation")
+            # its evidence package, as the edge sends it after the clip's after-part
+            pkg = world["package"]
+            for name in pkg.files:
+                topic = contract.evidence_topic(SITE, EDGE, red, name)
+                data = (pkg.folder / name).read_bytes()
+                world["pub"].publish(topic, data, qos=1).wait_for_publish(5)
+            done = {"evidence": "complete", "manifest_sha256": pkg.manifest_sha256}
+            publish_update(world, red, {**done, "plate": "75A1-234.56"})
+            wait_for(
+                lambda: hub.get(f"/api/v1/events/{red}/evidence")["verified"],
+                10,
+                what="verified evidence",
+            )
+            page.goto(f"{base}/ui#/alert/{red}")
+            page.wait_for_selector("#integrity.ok")
+            assert "Evidence verified" in page.inner_text("#integrity")
+            assert page.locator("#frames img").count() == 3
+            page.wait_for_function(
+                "(v => v.readyState >= 1 || v.error)(document.querySelector('#clip'))",
+                timeout=10000,
+            )
+            assert page.evaluate("document.querySelector('#clip').error") is None
+            assert page.evaluate("document.querySelector('#clip').duration") > 3.0
+            shot(page, "dashboard_violation")
             page.click("[data-nav=alerts]")
             page.click("[data-nav=review]")
             card = page.wait_for_selector(f"article.review[data-id='{red}']")

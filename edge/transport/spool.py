@@ -9,7 +9,9 @@ drop policy makes room in this order, oldest first within each class:
 1. snapshots (evidence is worth less than the alert it belongs to),
 2. status messages (a newer one supersedes them),
 3. readings (flood levels: each is kept for the hub's series, but worth less than alerts),
-4. events.
+4. evidence files of traffic violations (large; the package also stays in the edge's
+   ``evidence.dir``, from where it can be fetched),
+5. events.
 Every dropped message is counted by kind (``dropped``) and logged.
 Retained status messages are coalesced: a new status replaces the queued ones of
 the same topic, so a long outage does not fill the spool with stale states.
@@ -29,7 +31,7 @@ from typing import Literal
 log = logging.getLogger(__name__)
 
 Kind = Literal["event", "snapshot", "status", "reading", "evidence"]
-DROP_ORDER: tuple[Kind, ...] = ("snapshot", "status", "reading", "event")
+DROP_ORDER: tuple[Kind, ...] = ("snapshot", "status", "reading", "evidence", "event")
 
 
 @dataclass(frozen=True)
