@@ -15,6 +15,7 @@ from central.incidents import Dispatcher, IncidentManager, load_vapid
 from central.ingest import Ingestor, MqttConsumer
 from central.live import LiveBus
 from central.metrics import HubMetrics
+from central.retention import RetentionJob
 from central.storage.db import make_engine, migrate, session_factory
 from central.watchdog import CameraWatchdog
 
@@ -29,8 +30,15 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     metrics = HubMetrics()
     manager = IncidentManager(cfg, sessions)
     live = LiveBus(loader=lambda event_id: events.load_doc(sessions, cfg, event_id))
-    ingestor = Ingestor(sessions, cfg, metrics, manager, live)
-    watchdog = CameraWatchdog(sessions, cfg.alerts.camera_offline_grace_s, live.event_changed)
+    ingestor = Ingestor(sessions, cfg, metrics, manager, live, hotspot_list)
+    watchdog = CameraWatchdog(
+        sessions,
+        cfg.alerts.camera_offline_grace_s,
+        live.event_changed,
+        max_alerts_per_min=cfg.limits.max_offline_alerts_per_min,
+        metrics=metrics,
+    )
+    retention = RetentionJob(sessions, cfg.limits.orphan_snapshot_ttl_s, metrics)
     consumer = MqttConsumer(cfg, ingestor, metrics) if consume else None
     needs_push = any(ch.type == "webpush" for t in cfg.teams for ch in t.channels)
     vapid_file, vapid_public = load_vapid(cfg.push.vapid_key_file) if needs_push else (None, None)
@@ -49,6 +57,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
             consumer.start()
         dispatcher.start()
         watchdog.start()
+        retention.start()
         log.info(
             "hub started",
             extra={
@@ -59,6 +68,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            retention.stop()
             watchdog.stop()
             dispatcher.stop()
             if consumer:
@@ -84,6 +94,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.vapid_public = vapid_public
     app.state.live = live
     app.state.watchdog = watchdog
+    app.state.retention = retention
     for module in (auth, events, cameras, health, hotspots, incidents, pages):
         app.include_router(module.router)
     return app

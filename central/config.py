@@ -26,6 +26,29 @@ class Limits(_Strict):
     max_evidence_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="largest evidence file (a clip) accepted"
     )
+    max_clock_skew_s: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="a reading or status timed further ahead of hub time is refused (or "
+        "clamped, for statuses), and the edge is flagged",
+    )
+    max_seq_step: int = Field(
+        10000, ge=1, description="an event's seq may grow by at most this much per message"
+    )
+    max_cameras_per_edge: int = Field(
+        256, ge=1, description="cameras one edge may report; statuses of further ones are refused"
+    )
+    max_offline_alerts_per_min: int = Field(
+        120,
+        ge=1,
+        description="camera_offline alerts the watchdog opens per minute; the rest wait",
+    )
+    orphan_snapshot_ttl_s: float = Field(
+        600.0,
+        gt=0,
+        description="snapshots and evidence files of events the hub never got are deleted then",
+    )
 
 
 FIRE_KINDS = ("forest_fire", "straw_burning", "smoke")
@@ -79,6 +102,18 @@ class Team(_Strict):
         None, description="lets a ranger's browser subscribe to Web Push for this team"
     )
 
+    @model_validator(mode="after")
+    def _topics(self) -> Team:
+        # a team topic must be one only the hub writes and only this team's account reads
+        prefix = f"edgewatch/v1/teams/{self.id}/"
+        for i, ch in enumerate(self.channels):
+            if ch.type == "mqtt" and ch.topic is not None and not ch.topic.startswith(prefix):
+                raise ValueError(
+                    f"channels.{i}.topic: must start with {prefix} (the broker lets only the "
+                    "hub write there and only this team's account read it)"
+                )
+        return self
+
     @field_validator("kinds")
     @classmethod
     def _kinds(cls, value: list[str]) -> list[str]:
@@ -103,7 +138,15 @@ class IncidentSettings(_Strict):
     max_range_m: float = Field(20000.0, gt=0, description="how far a camera can see a plume")
     ops_team: str | None = Field(None, description="escalation of last resort (the IOC)")
     secret: str | None = Field(
-        None, description="signs ack links in notifications (default: random per start)"
+        None,
+        description="signs ack links in notifications; set it (or EDGEWATCH_INCIDENTS__SECRET) "
+        "outside the demo: the default is random per start, which breaks links on a restart",
+    )
+    ack_link_ttl_s: int = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        description="an ack link in a notification works this long, and only once",
     )
     retry_initial_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(60.0, gt=0)
@@ -205,3 +248,38 @@ class HubConfig(_Strict):
         if not value.startswith(("sqlite://", "postgresql")):
             raise ValueError("use sqlite:///FILE or postgresql+psycopg://...")
         return value
+
+
+WEAK_ENROL_TOKENS = frozenset({"change-me", "changeme", "secret", "password"})
+MIN_ENROL_TOKEN = 16
+
+
+def security_warnings(cfg: HubConfig) -> list[str]:
+    """Settings that work but are unsafe outside a demo, one readable line each."""
+    out: list[str] = []
+    if cfg.teams and not cfg.incidents.secret:
+        out.append(
+            "incidents.secret: not set; ack links in notifications are signed with a random "
+            "key per start, so every link sent before a restart stops working; set it (or "
+            "EDGEWATCH_INCIDENTS__SECRET) to a long random string"
+        )
+    elif cfg.incidents.secret and len(cfg.incidents.secret) < MIN_ENROL_TOKEN:
+        out.append(
+            f"incidents.secret: shorter than {MIN_ENROL_TOKEN} characters; ack links can be "
+            "forged by guessing it, use a long random string"
+        )
+    for i, team in enumerate(cfg.teams):
+        token = team.enrol_token
+        if token is None:
+            continue
+        if token.lower() in WEAK_ENROL_TOKENS:
+            out.append(
+                f"teams.{i}.enrol_token ({team.id}): {token!r} is a placeholder; anyone who "
+                "guesses it can subscribe to the team's alerts, set a long random token"
+            )
+        elif len(token) < MIN_ENROL_TOKEN:
+            out.append(
+                f"teams.{i}.enrol_token ({team.id}): shorter than {MIN_ENROL_TOKEN} characters; "
+                "set a long random token"
+            )
+    return out

@@ -32,16 +32,19 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.config import FIRE_KINDS, Channel, HubConfig, Team
 from central.storage.db import as_utc
 from central.storage.models import (
+    AckTokenUsedRow,
     DeliveryRow,
     EventRow,
     IncidentAlertRow,
@@ -123,22 +126,65 @@ def in_polygon(lon: float, lat: float, poly: list[tuple[float, float]]) -> bool:
 # --------------------------------------------------------------------------- ack links
 
 
+class AckLinkError(Exception):
+    """An ack token that may not be used; ``reason`` is invalid, expired or used."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AckToken:
+    team_id: str
+    expires: int  # Unix seconds
+    nonce: str
+
+
 class AckSigner:
-    """Ack links in notifications: an HMAC of incident and team, so a ranger can acknowledge
-    from a phone without an account, and nobody can forge one for another incident."""
+    """Ack links in notifications, so a ranger can acknowledge from a phone without an
+    account. A token is ``TEAM~EXPIRES~NONCE~MAC``: ``~`` is in neither a team id nor
+    base64url, so team ids with dots (or anything else they may hold) parse back. The MAC
+    is an HMAC-SHA256 over incident id, team id, expiry and nonce; the nonce makes each
+    link unique, so :meth:`IncidentManager.redeem_ack` can spend it once. A token only
+    acknowledges: resolving and false alarms need an account."""
 
-    def __init__(self, secret: str | None) -> None:
-        self.key = (secret or secrets.token_urlsafe(32)).encode()
+    SEP = "~"
 
-    def token(self, incident_id: str, team_id: str) -> str:
-        mac = hmac.new(self.key, f"{incident_id}:{team_id}".encode(), hashlib.sha256).digest()
-        return f"{team_id}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+    def __init__(self, secret: str | None, ttl_s: float = 3600) -> None:
+        raw = (secret or secrets.token_urlsafe(32)).encode()
+        # a key of its own, so the incidents secret signs nothing else by accident
+        self.key = hmac.new(raw, b"edgewatch ack link v1", hashlib.sha256).digest()
+        self.ttl_s = ttl_s
 
-    def check(self, incident_id: str, token: str) -> str | None:
-        """The team the token was issued to, or None."""
-        team_id, _, _ = token.partition(".")
-        good = self.token(incident_id, team_id)
-        return team_id if team_id and hmac.compare_digest(good, token) else None
+    def _mac(self, incident_id: str, team_id: str, expires: int, nonce: str) -> str:
+        msg = "\n".join(("ack", incident_id, team_id, str(expires), nonce)).encode()
+        mac = hmac.new(self.key, msg, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def token(self, incident_id: str, team_id: str, now: float | None = None) -> str:
+        expires = int((time.time() if now is None else now) + self.ttl_s)
+        nonce = secrets.token_urlsafe(16)
+        mac = self._mac(incident_id, team_id, expires, nonce)
+        return self.SEP.join((team_id, str(expires), nonce, mac))
+
+    def check(self, incident_id: str, token: str, now: float | None = None) -> AckToken:
+        """The token's team, expiry and nonce; :class:`AckLinkError` when it is not valid
+        for this incident (forged, another incident or team, malformed) or has expired."""
+        parts = token.split(self.SEP)
+        if len(parts) != 4 or not all(parts) or not parts[1].isdigit() or len(token) > 256:
+            raise AckLinkError("invalid", "the ack link is not valid for this incident")
+        team_id, expires_s, nonce, mac = parts
+        expires = int(expires_s)
+        good = self._mac(incident_id, team_id, expires, nonce)
+        if not hmac.compare_digest(good.encode(), mac.encode()):
+            raise AckLinkError("invalid", "the ack link is not valid for this incident")
+        if (time.time() if now is None else now) > expires:
+            raise AckLinkError(
+                "expired",
+                "the ack link has expired; use the newest notification or log in to acknowledge",
+            )
+        return AckToken(team_id, expires, nonce)
 
 
 # --------------------------------------------------------------------------- manager
@@ -149,7 +195,12 @@ class IncidentManager:
         self.cfg = cfg
         self.settings = cfg.incidents
         self.sessions = sessions
-        self.signer = AckSigner(cfg.incidents.secret)
+        self.signer = AckSigner(cfg.incidents.secret, cfg.incidents.ack_link_ttl_s)
+        if cfg.teams and not cfg.incidents.secret:
+            log.warning(
+                "incidents.secret is not set: ack links are signed with a random key and stop "
+                "working when the hub restarts (set it, or EDGEWATCH_INCIDENTS__SECRET)"
+            )
         self.wake = threading.Event()  # wakes the dispatcher
         self.queued = False  # deliveries added in the current transaction
 
@@ -439,6 +490,38 @@ class IncidentManager:
         self._queue(session, team, None, "digest", doc, now)
 
     # -- lifecycle --------------------------------------------------------------------------
+
+    def redeem_ack(self, session: Session, incident_id: str, token: str) -> str:
+        """Spend an ack link on ``incident_id`` (in the caller's transaction): the team it
+        was sent to, or :class:`AckLinkError`. A link works once; its nonce is stored until
+        well after it would have expired anyway."""
+        tok = self.signer.check(incident_id, token)
+        if self.cfg.team(tok.team_id) is None:
+            raise AckLinkError("invalid", "the ack link's team is no longer configured")
+        used = AckLinkError(
+            "used", "this ack link was already used; log in to act on the incident again"
+        )
+        if session.get(AckTokenUsedRow, tok.nonce) is not None:
+            raise used
+        now = _now()
+        session.execute(
+            delete(AckTokenUsedRow).where(AckTokenUsedRow.expires_at < now - timedelta(days=1))
+        )
+        session.add(
+            AckTokenUsedRow(
+                nonce=tok.nonce,
+                incident_id=incident_id,
+                team_id=tok.team_id,
+                used_at=now,
+                expires_at=datetime.fromtimestamp(tok.expires, UTC),
+            )
+        )
+        try:
+            session.flush()
+        except IntegrityError:  # the same link, at the same moment, in another request
+            session.rollback()
+            raise used from None
+        return tok.team_id
 
     def set_state(
         self, session: Session, inc: IncidentRow, state: str, actor: str, note: str | None

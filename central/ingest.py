@@ -13,16 +13,17 @@ import json
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.config import HubConfig
+from central.hotspots import Hotspot
 from central.incidents import IncidentManager, is_fire_kind
 from central.live import LiveBus
 from central.metrics import HubMetrics
@@ -56,12 +57,13 @@ def _now() -> datetime:
 
 
 def _json(payload: bytes, limit: int) -> object:
-    if len(payload) > limit:
-        raise Rejected("too_large", f"{len(payload)} bytes > limit {limit}")
+    """The payload as strict contract JSON (see ``contract.loads``), or Rejected."""
     try:
-        return json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected("malformed", f"not JSON: {exc}") from None
+        return contract.loads(payload, limit)
+    except contract.PayloadTooLarge as exc:
+        raise Rejected("too_large", str(exc)) from None
+    except (contract.PayloadError, json.JSONDecodeError) as exc:
+        raise Rejected("malformed", str(exc)) from None
 
 
 def _schema_error(exc: ValidationError) -> Rejected:
@@ -78,9 +80,11 @@ class Ingestor:
         metrics: HubMetrics,
         incidents: IncidentManager | None = None,
         live: LiveBus | None = None,
+        hotspots: list[Hotspot] | None = None,
     ):
         self.sessions = sessions
         self.limits = cfg.limits
+        self.hotspots = {h.id: h for h in hotspots or []}
         self.review_kinds = frozenset(cfg.alerts.review_kinds)
         self.metrics = metrics
         self.incidents = incidents
@@ -142,6 +146,12 @@ class Ingestor:
             raise Rejected("schema", "site/edge_id in payload differ from the topic")
         now = _now()
         row = session.get(EventRow, str(msg.id), with_for_update=True)
+        if row is not None and (row.site, row.edge_id) != (topic.site, topic.edge_id):
+            # an event belongs to the edge that first sent it: no other may touch it
+            raise Rejected("foreign_edge", f"event {msg.id} belongs to another edge")
+        step = self.limits.max_seq_step
+        if msg.seq > (row.last_seq if row is not None else 0) + step:
+            raise Rejected("seq_jump", f"seq {msg.seq} jumps more than {step}")
         fields = dict(
             state="ended" if msg.type == "end" else "active",
             end_time=msg.end_time,
@@ -188,6 +198,7 @@ class Ingestor:
         for key, value in fields.items():
             if value is not None or key in ("box",):
                 setattr(row, key, value)
+        self._prune_snapshots(session, row)
         row.messages += 1
         self._timeline(session, msg, now)
         return "stored"
@@ -212,16 +223,49 @@ class Ingestor:
             )
         if not payload.startswith(b"\xff\xd8\xff"):
             raise Rejected("malformed", "snapshot is not a JPEG")
-        digest = hashlib.sha256(payload).hexdigest()
         key = str(topic.event_id)
-        row = session.get(SnapshotRow, key)
-        if row is not None and row.sha256 == digest:
+        event = session.get(EventRow, key)
+        if event is not None and (event.site, event.edge_id) != (topic.site, topic.edge_id):
+            raise Rejected("foreign_edge", f"event {key} belongs to another edge")
+        digest = hashlib.sha256(payload).hexdigest()
+        if session.get(SnapshotRow, (key, digest)) is not None:
             return "duplicate"
-        if row is None:
-            session.add(SnapshotRow(event_id=key, jpeg=payload, sha256=digest, received_at=_now()))
-        else:
-            row.jpeg, row.sha256, row.received_at = payload, digest, _now()
+        # Kept: the one the event announced, and this newer one (its update may follow).
+        # Anything else of this event is superseded. Snapshots of events that never
+        # arrive expire (Limits.orphan_snapshot_ttl_s).
+        keep = [digest] + ([event.snapshot_sha256] if event and event.snapshot_sha256 else [])
+        session.execute(
+            delete(SnapshotRow).where(
+                SnapshotRow.event_id == key,
+                SnapshotRow.site == topic.site,
+                SnapshotRow.edge_id == topic.edge_id,
+                SnapshotRow.sha256.not_in(keep),
+            )
+        )
+        session.add(
+            SnapshotRow(
+                event_id=key,
+                sha256=digest,
+                site=topic.site,
+                edge_id=topic.edge_id,
+                jpeg=payload,
+                received_at=_now(),
+            )
+        )
+        if event is not None and event.snapshot_sha256 == digest:
+            self._changed = key
         return "stored"
+
+    def _prune_snapshots(self, session: Session, row: EventRow) -> None:
+        """After an event announced its snapshot: drop the superseded ones of its edge."""
+        if row.snapshot_sha256:
+            session.execute(
+                delete(SnapshotRow).where(
+                    SnapshotRow.event_id == row.id,
+                    SnapshotRow.sha256 != row.snapshot_sha256,
+                    SnapshotRow.received_at < _now() - timedelta(seconds=60),
+                )
+            )
 
     def _evidence(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
         if len(payload) > self.limits.max_evidence_bytes:
@@ -236,17 +280,23 @@ class Ingestor:
             _json(payload, self.limits.max_evidence_bytes)
         if ctype == "video/mp4" and payload[4:8] != b"ftyp":
             raise Rejected("malformed", f"{name} is not an MP4")
-        key = (str(topic.event_id), name)
+        event_id = str(topic.event_id)
+        event = session.get(EventRow, event_id)
+        if event is not None and (event.site, event.edge_id) != (topic.site, topic.edge_id):
+            raise Rejected("foreign_edge", f"event {event_id} belongs to another edge")
+        key = (event_id, topic.site, topic.edge_id, name)
         digest = hashlib.sha256(payload).hexdigest()
         row = session.get(EvidenceFileRow, key)
         if row is not None:
             # evidence is written once: a different file under the same name is refused
             if row.sha256 == digest:
                 return "duplicate"
-            raise Rejected("conflict", f"{name} of {key[0]} already stored with another hash")
+            raise Rejected("conflict", f"{name} of {event_id} already stored with another hash")
         session.add(
             EvidenceFileRow(
-                event_id=key[0],
+                event_id=event_id,
+                site=topic.site,
+                edge_id=topic.edge_id,
                 name=name,
                 data=payload,
                 sha256=digest,
@@ -254,7 +304,7 @@ class Ingestor:
                 received_at=_now(),
             )
         )
-        self._changed = key[0]
+        self._changed = event_id
         return "stored"
 
     def _camera(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
@@ -267,6 +317,24 @@ class Ingestor:
             raise Rejected("schema", "camera_id in payload differs from the topic")
         key = (topic.site, topic.edge_id, msg.camera_id)
         row = session.get(CameraRow, key)
+        now = _now()
+        if row is None:
+            known = session.scalar(
+                select(func.count())
+                .select_from(CameraRow)
+                .where(CameraRow.site == topic.site, CameraRow.edge_id == topic.edge_id)
+            )
+            if (known or 0) >= self.limits.max_cameras_per_edge:
+                raise Rejected(
+                    "too_many_cameras",
+                    f"{topic.edge_id} already has {known} cameras "
+                    f"(limits.max_cameras_per_edge = {self.limits.max_cameras_per_edge})",
+                )
+        skew = (msg.updated_at - now).total_seconds()
+        self._clock(session, topic, skew, now)
+        # A status timed in the future (a fast edge clock) is taken as of now: it must not
+        # freeze the camera (later statuses would all look older) nor fake its freshness.
+        updated_at = min(msg.updated_at, now)
         values = dict(
             state=msg.state,
             fps=msg.fps,
@@ -275,8 +343,8 @@ class Ingestor:
             error=msg.error,
             lat=msg.location.lat if msg.location else None,
             lon=msg.location.lon if msg.location else None,
-            updated_at=msg.updated_at,
-            received_at=_now(),
+            updated_at=updated_at,
+            received_at=now,
             pipeline=msg.pipeline.model_dump(mode="json") if msg.pipeline else None,
             degraded_reason=msg.degraded_reason,
         )
@@ -284,11 +352,28 @@ class Ingestor:
             session.add(CameraRow(site=key[0], edge_id=key[1], camera_id=key[2], **values))
             return "stored"
         stored_at = as_utc(row.updated_at)
-        if stored_at is not None and msg.updated_at < stored_at:
+        if stored_at is not None and updated_at < stored_at:
             return "duplicate"  # an older status arriving late
         for k, v in values.items():
             setattr(row, k, v)
         return "stored"
+
+    def _clock(self, session: Session, topic: contract.Topic, skew: float, now: datetime) -> None:
+        """Keep the edge's clock offset (its status time minus hub time) and flag it."""
+        row = session.get(EdgeRow, (topic.site, topic.edge_id))
+        if row is None:
+            row = EdgeRow(site=topic.site, edge_id=topic.edge_id, state="online", updated_at=now)
+            session.add(row)
+        limit = self.limits.max_clock_skew_s
+        was_off = row.clock_skew_s is not None and abs(row.clock_skew_s) > limit
+        row.clock_skew_s, row.clock_checked_at = round(skew, 3), now
+        off = abs(skew) > limit
+        self.metrics.clock_skew.labels(topic.site, topic.edge_id).set(skew)
+        if off and not was_off:
+            log.warning(
+                "edge clock is off",
+                extra={"site": topic.site, "edge": topic.edge_id, "skew_s": round(skew, 1)},
+            )
 
     def _hotspot(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
         doc = _json(payload, self.limits.max_status_bytes)
@@ -298,6 +383,34 @@ class Ingestor:
             raise _schema_error(exc) from None
         if msg.hotspot_id != topic.hotspot_id:
             raise Rejected("schema", "hotspot_id in payload differs from the topic")
+        # The public flood feed believes only the camera the hotspot is configured with.
+        spot = self.hotspots.get(msg.hotspot_id)
+        if spot is None:
+            raise Rejected("unknown_hotspot", f"no hotspot {msg.hotspot_id!r} is configured")
+        link = spot.camera
+        if link is None or (link.site, link.edge_id, link.camera_id) != (
+            topic.site,
+            topic.edge_id,
+            msg.camera_id,
+        ):
+            raise Rejected(
+                "wrong_camera",
+                f"hotspot {spot.id} is not configured with {topic.site}/{topic.edge_id}/"
+                f"{msg.camera_id}",
+            )
+        names = {lv.name for lv in spot.levels}
+        if msg.state not in names | {"normal", "unknown"}:
+            raise Rejected("schema", f"state {msg.state!r} is not a level of {spot.id}")
+        if msg.level_state not in names | {"normal"}:
+            raise Rejected("schema", f"level_state {msg.level_state!r} is not a level of {spot.id}")
+        now = _now()
+        ahead = (msg.time - now).total_seconds()
+        if ahead > self.limits.max_clock_skew_s:
+            raise Rejected(
+                "clock_skew",
+                f"reading time {ahead:.0f} s ahead of hub time "
+                f"(limits.max_clock_skew_s = {self.limits.max_clock_skew_s:g})",
+            )
         exists = session.execute(
             select(HotspotReadingRow.id).where(
                 HotspotReadingRow.hotspot_id == msg.hotspot_id,
@@ -319,7 +432,7 @@ class Ingestor:
                 reason=msg.reason,
                 period_s=msg.period_s,
                 doc=msg.model_dump(mode="json", exclude_none=True),
-                received_at=_now(),
+                received_at=now,
             )
         )
         return "stored"
@@ -351,6 +464,7 @@ class MqttConsumer:
         self.metrics = metrics
         self.connected = threading.Event()
         self._ever_connected = False
+        self._disconnects: list[float] = []  # monotonic times of recent disconnects
         self._client = make_client(cfg.mqtt, cfg.mqtt_client_id, clean_session=False)
         self._client.manual_ack_set(True)
         self._client.on_connect = self._on_connect
@@ -397,10 +511,37 @@ class MqttConsumer:
         self.metrics.mqtt_connected.set(1)
         log.info("hub connected to broker", extra={"session_present": flags.session_present})
 
+    FLAP_WINDOW_S = 300.0
+    FLAP_COUNT = 3
+
+    def flapping(self) -> bool:
+        """Three or more disconnects in five minutes: someone else may hold our account."""
+        cutoff = time.monotonic() - self.FLAP_WINDOW_S
+        self._disconnects = [t for t in self._disconnects if t > cutoff]
+        flapping = len(self._disconnects) >= self.FLAP_COUNT
+        self.metrics.mqtt_flapping.set(1 if flapping else 0)
+        return flapping
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        was = self.connected.is_set()
         self.connected.clear()
         self.metrics.mqtt_connected.set(0)
-        log.warning("hub disconnected from broker", extra={"reason": str(reason_code)})
+        if was:
+            self.metrics.mqtt_disconnects.inc()
+            self._disconnects.append(time.monotonic())
+        if self.flapping():
+            log.error(
+                "hub broker connection is flapping",
+                extra={
+                    "reason": str(reason_code),
+                    "disconnects": len(self._disconnects),
+                    "window_s": self.FLAP_WINDOW_S,
+                    "hint": "another client may be using the hub's account (client id); "
+                    "rotate its password",
+                },
+            )
+        else:
+            log.warning("hub disconnected from broker", extra={"reason": str(reason_code)})
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
         try:

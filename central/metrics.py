@@ -38,3 +38,38 @@ class HubMetrics:
             ["channel", "ok"],
             registry=r,
         )
+        self.offline_alerts_capped = Counter(
+            "edgewatch_hub_offline_alerts_capped",
+            "Cameras whose camera_offline alert was held back by "
+            "limits.max_offline_alerts_per_min (each camera once per outage)",
+            registry=r,
+        )
+        self.offline_alerts_held = Gauge(
+            "edgewatch_hub_offline_alerts_held",
+            "Cameras offline past the grace period still waiting for an alert slot",
+            registry=r,
+        )
+        self.orphans_expired = Counter(
+            "edgewatch_hub_orphans_expired",
+            "Snapshots and evidence files of unknown events deleted after "
+            "limits.orphan_snapshot_ttl_s",
+            ["kind"],
+            registry=r,
+        )
+        self.mqtt_disconnects = Counter(
+            "edgewatch_hub_mqtt_disconnects",
+            "Times the hub lost its broker connection (flapping: another client with the "
+            "hub's account, a broker restart loop, a network fault)",
+            registry=r,
+        )
+        self.mqtt_flapping = Gauge(
+            "edgewatch_hub_mqtt_flapping",
+            "1 while the hub's broker connection flaps (health says degraded)",
+            registry=r,
+        )
+        self.clock_skew = Gauge(
+            "edgewatch_hub_edge_clock_skew_seconds",
+            "An edge's clock minus the hub's, from its latest camera status",
+            ["site", "edge"],
+            registry=r,
+        )

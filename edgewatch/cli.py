@@ -180,13 +180,21 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             problems = [f"models.manifest: {exc}"]
         if problems:
             return _die([f"{args.file}: {p}" for p in problems])
-    elif getattr(cfg, "hotspots_file", None):
-        from central.hotspots import HotspotFileError, load_hotspots
+    else:
+        if getattr(cfg, "hotspots_file", None):
+            from central.hotspots import HotspotFileError, load_hotspots
 
-        try:
-            load_hotspots(cfg.hotspots_file)  # type: ignore[attr-defined]
-        except HotspotFileError as exc:
-            return _die([f"{args.file}: hotspots_file: {exc}"])
+            try:
+                load_hotspots(cfg.hotspots_file)  # type: ignore[attr-defined]
+            except HotspotFileError as exc:
+                return _die([f"{args.file}: hotspots_file: {exc}"])
+        from central.config import security_warnings
+
+        warnings = [f"warning: {args.file}: {w}" for w in security_warnings(cfg)]  # type: ignore[arg-type]
+        if warnings and getattr(args, "strict", False):
+            return _die(warnings)
+        for line in warnings:  # unsafe outside a demo, but the hub runs: exit 0
+            print(line, file=sys.stderr)
     print(f"{args.file}: ok ({kind} config)")
     return 0
 
@@ -440,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     c_check = config.add_parser("check", help="validate a config; exit 2 on errors")
     c_check.add_argument("file")
     c_check.add_argument("--kind", choices=("auto", "edge", "hub"), default="auto")
+    c_check.add_argument("--strict", action="store_true", help="exit 2 on warnings too")
     c_check.set_defaults(func=cmd_config_check)
 
     models = sub.add_parser("models", help="the model registry").add_subparsers(

@@ -6,13 +6,23 @@ from these models (``edgewatch schemas``) and a test keeps them in step.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 SCHEMA_VERSION = 1
 ROOT = "edgewatch/v1"
@@ -27,9 +37,157 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# -- strict JSON -------------------------------------------------------------------------
+#
+# What the contract's JSON may hold, whatever Python's json module would accept: UTF-8
+# only, no NaN/Infinity (nor numbers that overflow to them), integers of at most
+# MAX_INT_DIGITS digits, at most MAX_DEPTH nested arrays/objects, and no NUL or lone
+# surrogate in any string or key (neither SQLite nor PostgreSQL store those alike).
+
+MAX_DEPTH = 32
+MAX_INT_DIGITS = 20
+
+
+class PayloadError(ValueError):
+    """A payload that is not strict contract JSON; ``str()`` is a short reason."""
+
+
+class PayloadTooLarge(PayloadError):
+    pass
+
+
+# A JSON string (skipped whole), or a bracket outside strings.
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_constant(name: str) -> object:
+    raise PayloadError(f"{name} is not allowed")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise PayloadError(f"integer longer than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > 100:
+        raise PayloadError("number longer than 100 characters")
+    value = float(text)
+    if not math.isfinite(value):
+        raise PayloadError("number out of range")
+    return value
+
+
+def _check_depth(text: str, max_depth: int) -> None:
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise PayloadError(f"nested deeper than {max_depth}")
+        elif c in "]}":
+            depth -= 1
+
+
+def _check_strings(doc: object) -> None:
+    stack = [doc]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if _BAD_CHARS.search(v):
+                raise PayloadError("NUL or lone surrogate in a string")
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if _BAD_CHARS.search(k):
+                    raise PayloadError("NUL or lone surrogate in a key")
+                stack.append(x)
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+def loads(payload: bytes | str, limit: int | None = None, *, max_depth: int = MAX_DEPTH) -> object:
+    """Parse a contract JSON payload strictly; raise PayloadError (a ValueError) if it is not.
+
+    ``limit`` bounds the size in bytes (PayloadTooLarge). Nothing here recurses on the
+    input, and no exception but PayloadError comes out for any input.
+    """
+    if limit is not None and len(payload) > limit:
+        raise PayloadTooLarge(f"{len(payload)} bytes > limit {limit}")
+    if isinstance(payload, bytes | bytearray | memoryview):
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PayloadError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    else:
+        text = payload
+    _check_depth(text, max_depth)
+    try:
+        doc = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+        )
+    except PayloadError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"not JSON: {exc.msg} at {exc.pos}") from None
+    except (ValueError, RecursionError) as exc:  # belt and braces
+        raise PayloadError(f"not JSON: {type(exc).__name__}") from None
+    _check_strings(doc)
+    return doc
+
+
+# -- value types -------------------------------------------------------------------------
+
+INT32_MAX = 2**31 - 1  # the hub stores counters and seq in 32-bit signed columns
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MIN_YEAR, MAX_YEAR = 2000, 2100
+LEVEL_MIN_CM, LEVEL_MAX_CM = -10_000.0, 100_000.0
+MAX_PERIOD_S = 7 * 86400.0
+MAX_ETA_S = 1e9
+
+_NO_NUL = r"^[^\x00]*$"
+# A string without NUL (PostgreSQL text cannot hold one).
+Text = Annotated[str, StringConstraints(pattern=_NO_NUL)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+
+def _year_in_range(value: datetime) -> datetime:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"year must be within {MIN_YEAR}..{MAX_YEAR}")
+    return value
+
+
+# Timezone-aware and within MIN_YEAR..MAX_YEAR (stored as UTC by the hub).
+Time = Annotated[AwareDatetime, AfterValidator(_year_in_range)]
+LevelCm = Annotated[float, Field(ge=LEVEL_MIN_CM, le=LEVEL_MAX_CM)]
+
+
+def _not_an_int(value: object) -> object:
+    # An integer out of the int64 range must not slip through as a float.
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError("integer out of the int64 range")
+    return value
+
+
+AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_NUL)]
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=500, pattern=_NO_NUL)]
+    | Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+    | Annotated[float, BeforeValidator(_not_an_int)]
+    | bool
+    | None
+)
+
+
 class _Payload(BaseModel):
-    # Unknown fields are refused so that a typo or a foreign producer is noticed.
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are refused so that a typo or a foreign producer is noticed;
+    # every float is finite.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Location(_Payload):
@@ -38,10 +196,12 @@ class Location(_Payload):
 
 
 class SnapshotRef(_Payload):
-    topic: str = Field(description="MQTT topic the JPEG was published on (binary payload)")
+    topic: Text = Field(
+        max_length=500, description="MQTT topic the JPEG was published on (binary payload)"
+    )
     content_type: Literal["image/jpeg"] = "image/jpeg"
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    bytes: int = Field(ge=1)
+    bytes: int = Field(ge=1, le=INT32_MAX)
 
 
 class EventMessage(_Payload):
@@ -50,43 +210,45 @@ class EventMessage(_Payload):
     schema_version: Literal[1] = SCHEMA_VERSION
     id: UUID = Field(description="stable for the whole life of the event")
     type: EventType
-    seq: int = Field(ge=0, description="0 for new, +1 for each later message of this event")
+    seq: int = Field(
+        ge=0, le=INT32_MAX, description="0 for new, +1 for each later message of this event"
+    )
     kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="what happened, e.g. object")
     analytic: str = Field(pattern=ID_PATTERN, description="name of the analytic that raised it")
-    label: str | None = Field(None, max_length=64, description="detected class, e.g. car")
+    label: Text | None = Field(None, max_length=64, description="detected class, e.g. car")
     site: str = Field(pattern=ID_PATTERN)
     edge_id: str = Field(pattern=ID_PATTERN)
     camera_id: str = Field(pattern=ID_PATTERN)
-    start_time: AwareDatetime
-    end_time: AwareDatetime | None = None
-    frame_time: AwareDatetime = Field(description="capture time of the frame described")
+    start_time: Time
+    end_time: Time | None = None
+    frame_time: Time = Field(description="capture time of the frame described")
     score: float = Field(ge=0, le=1, description="top score so far")
     box: tuple[float, float, float, float] | None = Field(
         None, description="x1, y1, x2, y2 of the top-score box, as fractions of width and height"
     )
-    zone: str | None = Field(None, max_length=64)
+    zone: Text | None = Field(None, max_length=64)
     location: Location | None = None
     snapshot: SnapshotRef | None = None
-    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    attributes: dict[AttributeKey, AttributeValue] = Field(default_factory=dict)
 
 
 class Pipeline(_Payload):
     """How a camera's stream is read and analysed (the edge's view of its cost and health)."""
 
-    policy: str = Field(max_length=32, description="decode policy: snapshot, keyframes, all")
-    decoder: str = Field(max_length=64, description='e.g. "h264 (software)", "h264 (cuda)"')
+    policy: Text = Field(max_length=32, description="decode policy: snapshot, keyframes, all")
+    decoder: Text = Field(max_length=64, description='e.g. "h264 (software)", "h264 (cuda)"')
     decode_fps: float = Field(ge=0, description="frames decoded per second")
     requested_fps: float = Field(ge=0, description="samples per second the analytics ask for")
     analysed_fps: float = Field(ge=0, description="samples per second actually analysed")
     lag_ms: float | None = Field(None, ge=0, description="capture to analysis result, recent mean")
     lag_max_ms: float | None = Field(None, ge=0, description="recent maximum")
-    dropped: int = Field(ge=0, description="due samples missed because analysis was busy")
-    skipped: int = Field(ge=0, description="decoded frames replaced before analysis")
-    motion_skipped: int = Field(0, ge=0, description="samples not inferred: no motion")
+    dropped: Count = Field(description="due samples missed because analysis was busy")
+    skipped: Count = Field(description="decoded frames replaced before analysis")
+    motion_skipped: Count = Field(0, description="samples not inferred: no motion")
     gop_s: float | None = Field(None, ge=0, description="keyframe interval seen")
-    width: int | None = Field(None, ge=0)
-    height: int | None = Field(None, ge=0)
-    faults: dict[str, int] = Field(
+    width: Count | None = None
+    height: Count | None = None
+    faults: dict[Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)], Count] = Field(
         default_factory=dict,
         description="decode_errors, corrupt_frames, size_changes, timestamp_jumps, long_gop, "
         "stalls, no_frame",
@@ -100,18 +262,18 @@ class CameraStatus(_Payload):
     camera_id: str = Field(pattern=ID_PATTERN)
     state: CameraState
     fps: float = Field(ge=0, description="decoded frames per second over the last interval")
-    last_frame_time: AwareDatetime | None = None
-    reconnects: int = Field(ge=0)
-    error: str | None = Field(None, max_length=500, description="last error, credentials removed")
+    last_frame_time: Time | None = None
+    reconnects: Count
+    error: Text | None = Field(None, max_length=500, description="last error, credentials removed")
     location: Location | None = None
-    updated_at: AwareDatetime
+    updated_at: Time
     pipeline: Pipeline | None = None
-    degraded_reason: str | None = Field(None, max_length=200)
+    degraded_reason: Text | None = Field(None, max_length=200)
 
 
 class LevelRef(_Payload):
     name: str = Field(pattern=ID_PATTERN)
-    level_cm: float
+    level_cm: LevelCm
 
 
 class HotspotReading(_Payload):
@@ -127,20 +289,22 @@ class HotspotReading(_Payload):
     camera_id: str = Field(pattern=ID_PATTERN)
     analytic: str = Field(pattern=ID_PATTERN)
     setup: Literal["gauge", "virtual_gauge", "road_cover"]
-    time: AwareDatetime = Field(description="capture time of the frame read")
+    time: Time = Field(description="capture time of the frame read")
     state: str = Field(pattern=ID_PATTERN, description="unknown, normal or a level name")
     level_state: str = Field(pattern=ID_PATTERN, description="alarm state: normal or a level")
-    level_cm: float | None = Field(None, description="smoothed level (road_cover: depth)")
-    raw_cm: float | None = None
-    reason: str | None = Field(None, max_length=64, description="why unknown")
+    level_cm: LevelCm | None = Field(None, description="smoothed level (road_cover: depth)")
+    raw_cm: LevelCm | None = None
+    reason: Text | None = Field(None, max_length=64, description="why unknown")
     trend_cm_per_h: float | None = None
-    next_level: str | None = Field(None, max_length=64)
-    eta_s: float | None = Field(None, ge=0, description="estimated time to the next level")
+    next_level: Text | None = Field(None, max_length=64)
+    eta_s: float | None = Field(
+        None, ge=0, le=MAX_ETA_S, description="estimated time to the next level"
+    )
     confidence: float | None = Field(None, ge=0, le=1)
     cover: float | None = Field(None, ge=0, le=1, description="road_cover: covered share")
-    depth_class: str | None = Field(None, max_length=32)
-    period_s: float = Field(gt=0, description="seconds between readings")
-    levels: list[LevelRef] = Field(default_factory=list)
+    depth_class: Text | None = Field(None, max_length=32)
+    period_s: float = Field(gt=0, le=MAX_PERIOD_S, description="seconds between readings")
+    levels: list[LevelRef] = Field(default_factory=list, max_length=32)
 
 
 # -- topics ------------------------------------------------------------------------------

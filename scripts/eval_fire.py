@@ -162,7 +162,6 @@ def lookalikes(backgrounds, rng, n_samples=60):
 
 
 def alert_to_webhook(n: int = 30) -> dict:
-    import paho.mqtt.client as mqtt
 
     from edgewatch import contract
     from tests.helpers import Hub, Mosquitto, wait_for
@@ -176,7 +175,7 @@ def alert_to_webhook(n: int = 30) -> dict:
     hub = Hub(
         tmp,
         f"sqlite:///{tmp / 'hub.sqlite3'}",
-        broker.url,
+        broker,
         f"hub-{uid}",
         extra={
             "teams": [
@@ -190,9 +189,7 @@ def alert_to_webhook(n: int = 30) -> dict:
         },
     )
     hub.start()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-{uid}")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
+    client = broker.client(f"edge-{uid}", "edge", site="hue")
     sent: dict[str, float] = {}
     try:
         for i in range(n):

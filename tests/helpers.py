@@ -5,7 +5,10 @@ from __future__ import annotations
 import getpass
 import json
 import shutil
+import signal
+import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -14,10 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import yaml
 
 from edgewatch import procs
 from edgewatch.broker import free_port
+from edgewatch.brokerauth import BrokerDir, Role
+from edgewatch.mqtt import MqttSettings, make_client
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "") -> Any:
@@ -32,7 +38,12 @@ def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.2, wha
 
 
 class Mosquitto:
-    """A private mosquitto on a free port, with persistence, that tests can stop and start."""
+    """A private mosquitto on a free port, secured as the documented deployment is.
+
+    TLS only (a CA made per session), no anonymous clients, one account per hub, edge,
+    team and test client with the ACLs of ``edgewatch.brokerauth``, the client id bound
+    to the account, and persistence that tests can stop and start.
+    """
 
     def __init__(self, workdir: Path, persistence: bool = True) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -43,24 +54,85 @@ class Mosquitto:
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
         (workdir / "data").mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            # mosquitto started as root drops to user "mosquitto", which cannot write into
+        self.auth = BrokerDir(workdir / "auth")
+        self.auth.init(["127.0.0.1", "localhost"])
+        self._passwords: dict[str, str] = {}
+        text = self.auth.mosquitto_conf(
+            self.port,
+            data_dir=workdir / "data",
+            log_file=workdir / "mosquitto.log",
+            # mosquitto started as root drops to user "mosquitto", which cannot read
             # pytest's private temp dirs: persistence and the log would fail silently.
-            f"user {getpass.getuser()}\n"
-            f"persistence {str(persistence).lower()}\n"
-            f"persistence_location {workdir / 'data'}/\n"
-            "autosave_interval 1\n"
-            "max_queued_messages 100000\n"
-            "max_inflight_messages 100\n"
-            f"log_dest file {workdir / 'mosquitto.log'}\n"
-        )
+            user=getpass.getuser(),
+        ).replace("autosave_interval 5", "autosave_interval 1")
+        if not persistence:
+            text = text.replace("persistence true", "persistence false")
+        self.conf.write_text(text)
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"mqtts://127.0.0.1:{self.port}"
+
+    def mqtt(
+        self,
+        username: str,
+        role: Role = "edge",
+        *,
+        site: str | None = None,
+        read: list[str] | None = None,
+        write: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """The ``mqtt:`` config of ``username`` (an account made, or re-made, as needed)."""
+        have = self.auth.accounts().get(username)
+        same = have is not None and (have.role, have.site, have.read, have.write) == (
+            role,
+            site,
+            list(read or []),
+            list(write or []),
+        )
+        if not same or username not in self._passwords:
+            self._passwords[username] = self.auth.add(
+                username, role, site=site, read=read, write=write, replace=True
+            )
+            self.reload(username)
+        return self.auth.client_settings(
+            username, self._passwords[username], "127.0.0.1", self.port
+        )
+
+    def settings(self, username: str, role: Role = "edge", **kw: Any) -> MqttSettings:
+        return MqttSettings.model_validate(self.mqtt(username, role, **kw))
+
+    def client(
+        self, username: str, role: Role = "edge", *, connect: bool = True, **kw: Any
+    ) -> mqtt.Client:
+        """A paho client logged in as ``username``, connected, its loop running."""
+        cfg = self.settings(username, role, **kw)
+        c = make_client(cfg, username, clean_session=True)
+        if connect:
+            connected = threading.Event()
+            c.on_connect = lambda *a: connected.set() if not a[3].is_failure else None
+            c.connect(cfg.host, cfg.port, keepalive=30)
+            c.loop_start()
+            if not connected.wait(10):
+                c.loop_stop()
+                raise RuntimeError(f"{username} could not connect to the test broker")
+        return c
+
+    def reload(self, username: str | None = None) -> None:
+        """SIGHUP: mosquitto re-reads passwd and acl; wait until ``username`` logs in."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGHUP)
+        if username is None:
+            time.sleep(0.3)
+            return
+        cfg = MqttSettings.model_validate(
+            self.auth.client_settings(
+                username, self._passwords[username], "127.0.0.1", self.port
+            )
+        )
+        wait_for(lambda: connect_code(cfg) == 0, 10, what=f"broker accepting {username}")
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -76,6 +148,29 @@ class Mosquitto:
     def stop(self) -> None:
         procs.stop(self.proc)
         self.proc = None
+
+
+def connect_code(settings: MqttSettings, client_id: str = "probe", timeout: float = 5) -> int:
+    """The broker's CONNACK code for these settings (0 accepted); -1 on no answer."""
+    result: list[int] = []
+    done = threading.Event()
+    c = make_client(settings, client_id, clean_session=True)
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        result.append(int(reason_code.value))
+        done.set()
+
+    c.on_connect = on_connect
+    c.on_connect_fail = lambda *a: done.set()
+    try:
+        c.connect(settings.host, settings.port, keepalive=10)
+    except (OSError, ssl.SSLError):
+        return -1
+    c.loop_start()
+    done.wait(timeout)
+    c.disconnect()
+    c.loop_stop()
+    return result[0] if result else -1
 
 
 class RtspServer:
@@ -164,7 +259,7 @@ class Hub(Process):
         self,
         workdir: Path,
         db_url: str,
-        mqtt_url: str,
+        broker: Mosquitto | dict[str, Any],
         client_id: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
@@ -181,7 +276,8 @@ class Hub(Process):
             ["hub", "run"],
             {
                 "database_url": db_url,
-                "mqtt": {"url": mqtt_url},
+                # the hub's own account; its client id is its account name
+                "mqtt": broker.mqtt(client_id, "hub") if isinstance(broker, Mosquitto) else broker,
                 "mqtt_client_id": client_id,
                 "http": {"host": "127.0.0.1", "port": self.port},
                 **(extra or {}),

@@ -22,7 +22,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 
 from edge.events.evidence import PacketRing, TrackHistory, assemble
@@ -46,7 +45,7 @@ def world(
     hub = Hub(
         tmp,
         db,
-        mosquitto.url,
+        mosquitto,
         f"hub-{uid}",
         extra={
             "hotspots_file": str(Path("configs/hotspots.geojson").resolve()),
@@ -56,9 +55,7 @@ def world(
     for name, (role, pw) in USERS.items():
         ensure_user(db, name, role, pw)
     hub.start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-{uid}")
-    pub.connect("127.0.0.1", mosquitto.port)
-    pub.loop_start()
+    pub = mosquitto.client(EDGE, "edge", site=SITE)
     cap = cv2.VideoCapture(str(assets / "video/highway_cctv_320x240.avi"))
     ok, frame = cap.read()
     cap.release()

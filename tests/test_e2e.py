@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 
 from edge.analytics.objects import Transition
@@ -21,7 +20,6 @@ from edge.events.snapshot import render_snapshot
 from edge.transport.publisher import Publisher
 from edge.transport.spool import Spool
 from edgewatch import contract
-from edgewatch.mqtt import MqttSettings
 from tests.helpers import Hub, Mosquitto, Process, RtspServer, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +37,7 @@ def edge_config(uid: str, broker: Mosquitto, model_dir: Path, url: str, tmp: Pat
     return {
         "edge_id": f"edge-{uid}",
         "site": "hue",
-        "mqtt": {"url": broker.url},
+        "mqtt": broker.mqtt(f"edge-{uid}", "edge", site="hue"),
         "spool_dir": str(tmp / "spool"),
         "models": {"dir": str(model_dir)},
         "status_interval_s": 2,
@@ -69,7 +67,7 @@ def edge_config(uid: str, broker: Mosquitto, model_dir: Path, url: str, tmp: Pat
 def test_rtsp_to_hub_api_with_snapshot_then_camera_outage(
     tmp_path: Path, broker: Mosquitto, rtsp: RtspServer, model_dir: Path, db_url: str, uid: str
 ) -> None:
-    hub = Hub(tmp_path, db_url, broker.url, f"hub-{uid}")
+    hub = Hub(tmp_path, db_url, broker, f"hub-{uid}")
     hub.start()
     secret = f"s3cret{uid}"
     edge = Process(
@@ -99,7 +97,7 @@ def test_rtsp_to_hub_api_with_snapshot_then_camera_outage(
         cams = wait_for(
             lambda: [
                 c
-                for c in hub.get("/api/v1/cameras")
+                for c in hub.get("/api/v1/cameras?limit=1000")["items"]
                 if c["edge_id"] == f"edge-{uid}" and c["state"] == "online"
             ],
             20,
@@ -115,14 +113,18 @@ def test_rtsp_to_hub_api_with_snapshot_then_camera_outage(
         wait_for(
             lambda: any(
                 c["state"] == "offline"
-                for c in hub.get("/api/v1/cameras")
+                for c in hub.get("/api/v1/cameras?limit=1000")["items"]
                 if c["edge_id"] == f"edge-{uid}"
             ),
             10,
             what="camera offline",
         )
         offline_after = time.monotonic() - t_stop
-        cams = [c for c in hub.get("/api/v1/cameras") if c["edge_id"] == f"edge-{uid}"]
+        cams = [
+            c
+            for c in hub.get("/api/v1/cameras?limit=1000")["items"]
+            if c["edge_id"] == f"edge-{uid}"
+        ]
         assert cams[0]["error"] and secret not in json.dumps(cams)
         time.sleep(3)  # a few failed reconnects while the server is down
         rtsp.start()
@@ -130,7 +132,7 @@ def test_rtsp_to_hub_api_with_snapshot_then_camera_outage(
         back_wall = datetime.now(UTC)
 
         def resumed() -> bool:
-            for c in hub.get("/api/v1/cameras"):
+            for c in hub.get("/api/v1/cameras?limit=1000")["items"]:
                 if c["edge_id"] == f"edge-{uid}" and c["state"] == "online":
                     last = datetime.fromisoformat(c["last_frame_time"])
                     return last > back_wall
@@ -139,7 +141,11 @@ def test_rtsp_to_hub_api_with_snapshot_then_camera_outage(
         # Frames resume within 5 s; the status message that shows it may take one more
         # status tick (1 s) and the trip through the broker and hub.
         wait_for(resumed, 8, what="frames after restart")
-        cams = [c for c in hub.get("/api/v1/cameras") if c["edge_id"] == f"edge-{uid}"]
+        cams = [
+            c
+            for c in hub.get("/api/v1/cameras?limit=1000")["items"]
+            if c["edge_id"] == f"edge-{uid}"
+        ]
         resumed_s = datetime.fromisoformat(cams[0]["last_frame_time"]) - back_wall
         assert resumed_s < timedelta(seconds=5), resumed_s
         assert cams[0]["reconnects"] >= 1
@@ -169,7 +175,7 @@ def test_rtsp_to_hub_api_with_snapshot_then_camera_outage(
 @pytest.fixture
 def hub(tmp_path: Path, broker: Mosquitto, uid: str) -> Iterator[Hub]:
     """A hub process on SQLite with its own persistent MQTT session."""
-    h = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", broker.url, f"hub-{uid}")
+    h = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", broker, f"hub-{uid}")
     h.start()
     yield h
     h.stop()
@@ -182,7 +188,7 @@ class Emitter:
         self.site, self.edge_id = "hue", f"edge-{uid}"
         self.spool = Spool(tmp / "spool.sqlite3", max_bytes=64 * 1024 * 1024)
         self.publisher = Publisher(
-            MqttSettings(url=broker.url),
+            broker.settings(f"edge-{uid}", "edge", site="hue"),
             f"edge-{uid}",
             self.spool,
             contract.edge_status_topic(self.site, self.edge_id),
@@ -284,7 +290,7 @@ def test_hub_reports_a_broker_that_forgot_its_session(tmp_path: Path, uid: str) 
     """A broker restarted without persistence loses queued messages: the hub must say so."""
     volatile = Mosquitto(tmp_path / "volatile", persistence=False)
     volatile.start()
-    h = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", volatile.url, f"hub-{uid}")
+    h = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", volatile, f"hub-{uid}")
     h.start()
     try:
         wait_for(lambda: h.metric("edgewatch_hub_mqtt_connected") == 1, 15, what="hub online")
@@ -338,9 +344,8 @@ def test_edge_restart_during_broker_outage_replays_spool(
 def test_hub_rejects_bad_input_and_keeps_going(
     tmp_path: Path, broker: Mosquitto, uid: str, hub: Hub
 ) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"evil-{uid}")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
+    # A stolen edge box: logged in as the edge, it may write only its own topics.
+    client = broker.client(f"edge-{uid}", "edge", site="hue")
     events = contract.events_topic("hue", f"edge-{uid}")
     bad = [
         (events, b"{not json"),
@@ -366,6 +371,7 @@ def test_hub_rejects_bad_input_and_keeps_going(
         )
         for reason in ("malformed", "schema", "too_large", "unknown_topic"):
             assert hub.metric("edgewatch_hub_messages_rejected", f'reason="{reason}"') >= 1
+        client.disconnect()  # the edge's own publisher uses the same account (client id)
         # The consumer still works: a good event goes through.
         em = Emitter(tmp_path, broker, uid)
         em.publisher.start()
@@ -398,7 +404,7 @@ def test_broken_edge_config_and_missing_model_exit_2(tmp_path: Path, broker: Mos
         {
             "edge_id": "e1",
             "site": "hue",
-            "mqtt": {"url": broker.url},
+            "mqtt": broker.mqtt("e1", "edge", site="hue"),
             "models": {"dir": str(tmp_path / "empty")},
             "cameras": [
                 {"id": "c", "url": "rtsp://127.0.0.1:1/x", "analytics": [{"type": "objects"}]}

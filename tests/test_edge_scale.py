@@ -55,7 +55,7 @@ def test_overload_is_shared_fairly_reported_and_measured(
 ) -> None:
     rtsp = RtspServer(tmp_path, {"highway": h264_video, "still": still_video})
     rtsp.start()
-    hub = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", broker.url, f"hub-{uid}")
+    hub = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", broker, f"hub-{uid}")
     hub.start()
     metrics_port = free_port()
 
@@ -67,7 +67,7 @@ def test_overload_is_shared_fairly_reported_and_measured(
     cfg = {
         "edge_id": f"edge-{uid}",
         "site": "hue",
-        "mqtt": {"url": broker.url},
+        "mqtt": broker.mqtt(f"edge-{uid}", "edge", site="hue"),
         "spool_dir": str(tmp_path / "spool"),
         "models": {"dir": str(model_dir), "threads": 1},
         "status_interval_s": 1,
@@ -81,7 +81,7 @@ def test_overload_is_shared_fairly_reported_and_measured(
         edge.start()
 
         def ours() -> dict:  # the session's broker holds other tests' retained statuses
-            cams = hub.get("/api/v1/cameras")
+            cams = hub.get("/api/v1/cameras?limit=1000")["items"]
             return {c["camera_id"]: c for c in cams if c["edge_id"] == f"edge-{uid}"}
 
         seen: dict = {}

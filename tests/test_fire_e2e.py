@@ -63,7 +63,7 @@ def test_fire_on_rtsp_reaches_the_rangers_webhook_and_masks_hold(
     hub = Hub(
         tmp_path,
         f"sqlite:///{tmp_path / 'hub.sqlite3'}",
-        broker.url,
+        broker,
         f"hub-{uid}",
         extra={
             "teams": [
@@ -83,7 +83,7 @@ def test_fire_on_rtsp_reaches_the_rangers_webhook_and_masks_hold(
     cfg = {
         "edge_id": f"edge-{uid}",
         "site": "hue",
-        "mqtt": {"url": broker.url},
+        "mqtt": broker.mqtt(f"edge-{uid}", "edge", site="hue"),
         "spool_dir": str(tmp_path / "spool"),
         "models": {"dir": str(model_dir), "threads": 1},
         "status_interval_s": 1,

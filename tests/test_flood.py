@@ -304,7 +304,7 @@ def test_flood_reading_reaches_the_public_page(tmp_path: Path, broker: Mosquitto
         ],
     }
     (tmp_path / "hotspots.geojson").write_text(json.dumps(hotspots))
-    hub = Hub(tmp_path, f"sqlite:///{tmp_path}/hub.sqlite3", broker.url, f"hub-{uid}")
+    hub = Hub(tmp_path, f"sqlite:///{tmp_path}/hub.sqlite3", broker, f"hub-{uid}")
     import yaml
 
     conf = yaml.safe_load(hub.config_path.read_text())
@@ -318,7 +318,7 @@ def test_flood_reading_reaches_the_public_page(tmp_path: Path, broker: Mosquitto
         {
             "edge_id": f"edge-{uid}",
             "site": "hue",
-            "mqtt": {"url": broker.url},
+            "mqtt": broker.mqtt(f"edge-{uid}", "edge", site="hue"),
             "spool_dir": str(tmp_path / "spool"),
             "cameras": [{"id": "river", "url": str(video), "loop": True, "analytics": [analytic]}],
         },

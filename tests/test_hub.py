@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -55,6 +56,15 @@ def event(eid: uuid.UUID, type_: str, seq: int, **kw: object) -> bytes:
     return json.dumps(doc).encode()
 
 
+def snap_ref(eid: uuid.UUID, jpeg: bytes = JPEG) -> dict:
+    """The ``snapshot`` field an event uses to announce its JPEG."""
+    return {
+        "topic": contract.snapshot_topic(SITE, EDGE, eid),
+        "sha256": hashlib.sha256(jpeg).hexdigest(),
+        "bytes": len(jpeg),
+    }
+
+
 def handle(client: TestClient, topic: str, payload: bytes) -> str:
     return client.app.state.ingestor.handle(topic, payload)  # type: ignore[attr-defined]
 
@@ -66,7 +76,7 @@ def test_event_lifecycle_is_idempotent_and_ordered_by_seq(hub: TestClient) -> No
     eid = uuid.uuid4()
     assert handle(hub, EV_TOPIC, event(eid, "new", 0)) == "stored"
     assert handle(hub, EV_TOPIC, event(eid, "new", 0)) == "duplicate"
-    assert handle(hub, EV_TOPIC, event(eid, "end", 2)) == "stored"
+    assert handle(hub, EV_TOPIC, event(eid, "end", 2, snapshot=snap_ref(eid))) == "stored"
     assert handle(hub, EV_TOPIC, event(eid, "update", 1)) == "duplicate"  # late: ignored
     assert handle(hub, contract.snapshot_topic(SITE, EDGE, eid), JPEG) == "stored"
     assert handle(hub, contract.snapshot_topic(SITE, EDGE, eid), JPEG) == "duplicate"
@@ -173,7 +183,7 @@ def test_cameras_edges_and_stale_status(hub: TestClient) -> None:
     assert handle(hub, topic, status("online", T0 + timedelta(seconds=10))) == "stored"
     assert handle(hub, topic, status("offline", T0)) == "duplicate"  # older: ignored
     handle(hub, contract.edge_status_topic(SITE, EDGE), b"online")
-    cams = hub.get("/api/v1/cameras").json()
+    cams = hub.get("/api/v1/cameras").json()["items"]
     assert [(c["camera_id"], c["state"], c["reconnects"]) for c in cams] == [("cam-1", "online", 2)]
     assert hub.get("/api/v1/edges").json()[0] | {"updated_at": None} == {
         "site": SITE,
@@ -183,7 +193,7 @@ def test_cameras_edges_and_stale_status(hub: TestClient) -> None:
         "updated_at": None,
     }
     handle(hub, contract.edge_status_topic(SITE, EDGE), b"offline")  # the LWT
-    cam = hub.get("/api/v1/cameras").json()[0]
+    cam = hub.get("/api/v1/cameras").json()["items"][0]
     assert cam["state"] == "offline" and cam["reported_state"] == "online"
 
 
@@ -201,4 +211,9 @@ def test_openapi_contract_and_health(hub: TestClient) -> None:
         assert p in paths
     assert hub.get("/docs").status_code == 200
     health = hub.get("/healthz").json()
-    assert health == {"status": "degraded", "database": True, "mqtt": False}  # no consumer
+    assert health == {  # no consumer
+        "status": "degraded",
+        "database": True,
+        "mqtt": False,
+        "mqtt_flapping": False,
+    }

@@ -10,12 +10,13 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
+from fastapi.testclient import TestClient
 
 from central.incidents import bearings_cross, distance_m
 from edgewatch import contract
@@ -47,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto):
             "enrol_token": "enrol-123",
             "channels": [
                 {"type": "webhook", "url": rangers.url, "secret": "ranger-secret"},
-                {"type": "mqtt", "topic": f"test/{uid}/rangers-north"},
+                {"type": "mqtt"},  # edgewatch/v1/teams/rangers-north/incidents
                 {"type": "webpush"},
             ],
         },
@@ -67,7 +68,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto):
     hub = Hub(
         tmp,
         f"sqlite:///{tmp / 'hub.sqlite3'}",
-        mosquitto.url,
+        mosquitto,
         f"hub-{uid}",
         extra={
             "teams": teams,
@@ -84,14 +85,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto):
     push.vapid_public = hub.get("/api/v1/push/vapid_public_key")["key"]
     # the team's MQTT topic, as a gateway would subscribe to it
     team_msgs: list[dict] = []
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"team-{uid}")
+    # (the team's own broker account: it reads its team topic and nothing else)
+    sub = mosquitto.client("team-rangers-north", "team")
     sub.on_message = lambda c, u, m: team_msgs.append(json.loads(m.payload))
-    sub.connect("127.0.0.1", mosquitto.port)
-    sub.subscribe(f"test/{uid}/rangers-north", qos=1)
-    sub.loop_start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-{uid}")
-    pub.connect("127.0.0.1", mosquitto.port)
-    pub.loop_start()
+    sub.subscribe("edgewatch/v1/teams/rangers-north/incidents", qos=1)
+    pub = mosquitto.client(f"edge-{uid}", "edge", site="hue")
     w = {
         "hub": hub,
         "rangers": rangers,
@@ -233,6 +231,8 @@ def test_unacknowledged_fire_escalates_and_ack_stops_it(world: dict) -> None:
     assert code == 403
     code, body = hub.post(ack_path, {"actor": "ranger Lan", "note": "on our way"})
     assert code == 200 and body["state"] == "acknowledged"
+    code, again = hub.post(ack_path, {})
+    assert code == 409 and "already used" in again["detail"]  # a link works once
     escalated = wait_for(
         lambda: [
             r
@@ -246,8 +246,14 @@ def test_unacknowledged_fire_escalates_and_ack_stops_it(world: dict) -> None:
     time.sleep(5)  # past incident 2's ack timeout
     assert not [r for r in w["ioc"].valid() if r.body.get("incident_id") == inc2["id"]]
     d2 = hub.get(f"/api/v1/incidents/{inc2['id']}")
-    assert d2["state"] == "acknowledged" and d2["acked_by"].startswith("ranger Lan")
-    assert any(a["action"] == "acknowledged" and a["note"] == "on our way" for a in d2["audit"])
+    # the link's team acted, whatever name the body claimed
+    assert d2["state"] == "acknowledged" and d2["acked_by"] == "team:rangers-north"
+    assert any(
+        a["action"] == "acknowledged"
+        and a["actor"] == "team:rangers-north"
+        and a["note"] == "on our way"
+        for a in d2["audit"]
+    )
     d1 = hub.get(f"/api/v1/incidents/{inc1['id']}")
     assert any(a["action"] == "escalated" for a in d1["audit"])
 
@@ -374,3 +380,209 @@ def test_ranger_page_registers_its_service_worker_and_states_the_outcome(world: 
             page.screenshot(path=str(artifacts / "rangers_page.png"))
         finally:
             browser.close()
+
+
+# --------------------------------------------------------------------------- ack links
+# In process (the hub's app and database, SQLite and PostgreSQL; no broker): each attack on
+# the ack links of notifications, refused.
+
+ACK_SECRET = "ack-link-test-secret-0123456789"
+DOTTED = "rangers.bach-ma.north"  # a team id with dots
+
+
+@pytest.fixture
+def acks(db_url: str) -> Iterator[TestClient]:
+    from central.app import create_app
+    from central.config import HubConfig
+    from tests.helpers import ensure_user
+
+    cfg = HubConfig(
+        database_url=db_url,
+        teams=[{"id": "rangers-north"}, {"id": DOTTED}, {"id": "ioc"}],
+        incidents={"secret": ACK_SECRET, "ops_team": "ioc", "ack_link_ttl_s": 600},
+    )
+    ensure_user(db_url, "olivia", "operator", "operator-password-1")
+    ensure_user(db_url, "victor", "viewer", "viewer-password-1")
+    with TestClient(create_app(cfg, consume=False)) as c:
+        yield c
+
+
+def _login(c: TestClient, user: str) -> dict[str, str]:
+    pw = {"olivia": "operator-password-1", "victor": "viewer-password-1"}[user]
+    r = c.post("/api/v1/auth/token", data={"username": user, "password": pw})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _open_incident(c: TestClient, team_id: str) -> str:
+    from datetime import timedelta
+
+    from central.storage.models import IncidentRow
+
+    now = datetime.now(UTC)
+    row = IncidentRow(
+        id=str(uuid.uuid4()),
+        kind="forest_fire",
+        state="open",
+        urgent=True,
+        opened_at=now,
+        updated_at=now,
+        last_alert_at=now,
+        lat=16.2,
+        lon=107.86,
+        team_id=team_id,
+        notified_team=team_id,
+        escalation_level=0,
+        escalate_at=now + timedelta(seconds=300),
+        alerts=1,
+    )
+    with c.app.state.sessions.begin() as session:  # type: ignore[attr-defined]
+        session.add(row)
+    return row.id
+
+
+def _ack_path(c: TestClient, incident_id: str, team_id: str) -> str:
+    """The ack link exactly as a notification to the team carries it, less the host."""
+    from central.storage.models import IncidentRow
+
+    app = c.app
+    with app.state.sessions() as session:  # type: ignore[attr-defined]
+        inc = session.get(IncidentRow, incident_id)
+        doc = app.state.incidents.payload(session, inc, app.state.cfg.team(team_id), "new")  # type: ignore[attr-defined]
+    return doc["ack_url"].removeprefix(app.state.cfg.incidents.public_url)  # type: ignore[attr-defined]
+
+
+def _incident(c: TestClient, incident_id: str) -> dict:
+    r = c.get(f"/api/v1/incidents/{incident_id}", headers=_login(c, "olivia"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_an_ack_link_works_once(acks: TestClient) -> None:
+    inc = _open_incident(acks, "rangers-north")
+    path = _ack_path(acks, inc, "rangers-north")
+    first = acks.post(path, json={"note": "on our way"})
+    assert first.status_code == 200 and first.json()["state"] == "acknowledged"
+    assert first.json()["escalate_at"] is None  # the escalation stopped
+    again = acks.post(path, json={})
+    assert again.status_code == 409 and "already used" in again.json()["detail"]
+    # a fresh link (the next notification) still answers, and changes nothing
+    assert acks.post(_ack_path(acks, inc, "rangers-north")).status_code == 200
+    acks_in_audit = [a for a in _incident(acks, inc)["audit"] if a["action"] == "acknowledged"]
+    assert len(acks_in_audit) == 1
+
+
+def test_the_audit_actor_is_the_links_team_not_a_name_in_the_body(acks: TestClient) -> None:
+    inc = _open_incident(acks, "rangers-north")
+    r = acks.post(
+        _ack_path(acks, inc, "rangers-north"),
+        json={"actor": "Director of the IOC", "note": "ranger Lan on the way"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["acked_by"] == "team:rangers-north"
+    d = _incident(acks, inc)
+    entry = next(a for a in d["audit"] if a["action"] == "acknowledged")
+    assert entry["actor"] == "team:rangers-north" and entry["note"] == "ranger Lan on the way"
+    assert not any("Director" in a["actor"] for a in d["audit"])
+
+
+def test_a_team_id_with_dots_acks_through_its_link(acks: TestClient) -> None:
+    inc = _open_incident(acks, DOTTED)
+    path = _ack_path(acks, inc, DOTTED)
+    r = acks.post(path)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "acknowledged" and r.json()["acked_by"] == f"team:{DOTTED}"
+    assert acks.post(path).status_code == 409
+
+
+def test_an_expired_ack_link_is_refused(acks: TestClient) -> None:
+    inc = _open_incident(acks, "rangers-north")
+    signer = acks.app.state.incidents.signer  # type: ignore[attr-defined]
+    old = signer.token(inc, "rangers-north", now=time.time() - 601)  # ttl 600 s
+    r = acks.post(f"/api/v1/incidents/{inc}/ack?token={old}")
+    assert r.status_code == 403 and "expired" in r.json()["detail"]
+    assert _incident(acks, inc)["state"] == "open"
+
+
+def test_forged_ack_links_are_refused(acks: TestClient) -> None:
+    from central.incidents import AckSigner
+
+    inc = _open_incident(acks, "rangers-north")
+    other = _open_incident(acks, "rangers-north")
+    good = _ack_path(acks, inc, "rangers-north").split("token=", 1)[1]
+    team, expires, nonce, mac = good.split("~")
+    flipped = mac[:-2] + ("AA" if mac[-2:] != "AA" else "BB")
+    later = str(int(expires) + 86400)
+    forged = {
+        "wrong HMAC": f"{team}~{expires}~{nonce}~{flipped}",
+        "another team": f"ioc~{expires}~{nonce}~{mac}",
+        "a later expiry": f"{team}~{later}~{nonce}~{mac}",
+        "another key": AckSigner("not-the-hub-secret-0123456789").token(inc, "rangers-north"),
+        "the old format": f"rangers-north.{mac[:24]}",
+        "garbage": "~~~",
+    }
+    for what, token in forged.items():
+        r = acks.post(f"/api/v1/incidents/{inc}/ack", params={"token": token})
+        assert r.status_code == 403, (what, r.status_code, r.text)
+        assert "not valid" in r.json()["detail"], what
+    # a genuine link of one incident does not acknowledge another
+    r = acks.post(f"/api/v1/incidents/{other}/ack", params={"token": good})
+    assert r.status_code == 403
+    # a link for another team, signed by the hub, names that team: not a forgery of ours
+    assert _incident(acks, inc)["state"] == "open" and _incident(acks, other)["state"] == "open"
+    assert acks.post(f"/api/v1/incidents/{inc}/ack", params={"token": good}).status_code == 200
+
+
+def test_an_ack_link_cannot_resolve_or_mark_a_false_alarm(acks: TestClient) -> None:
+    inc = _open_incident(acks, "rangers-north")
+    path = _ack_path(acks, inc, "rangers-north")
+    token = path.split("token=", 1)[1]
+    for action in ("false_alarm", "resolve"):
+        r = acks.post(f"/api/v1/incidents/{inc}/{action}", params={"token": token})
+        assert r.status_code == 401, (action, r.text)
+        assert "only acknowledges" in r.json()["detail"]
+    assert _incident(acks, inc)["state"] == "open"
+    # a viewer account may not either; an operator may, and is the actor
+    r = acks.post(f"/api/v1/incidents/{inc}/false_alarm", headers=_login(acks, "victor"))
+    assert r.status_code == 403
+    r = acks.post(
+        f"/api/v1/incidents/{inc}/resolve",
+        json={"actor": "someone else", "note": "put out"},
+        headers=_login(acks, "olivia"),
+    )
+    assert r.status_code == 200 and r.json()["state"] == "resolved"
+    entry = next(a for a in _incident(acks, inc)["audit"] if a["action"] == "resolved")
+    assert entry["actor"] == "olivia"
+    # the unused link cannot reopen a resolved incident either
+    r = acks.post(path)
+    assert r.status_code == 409 and _incident(acks, inc)["state"] == "resolved"
+
+
+def test_config_check_warns_about_a_missing_secret_and_weak_enrol_tokens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from central.config import HubConfig, security_warnings
+    from edgewatch.cli import main
+
+    teams = [
+        {"id": "rangers.bach-ma", "enrol_token": "change-me"},
+        {"id": "environment", "enrol_token": "short-1"},
+        {"id": "ioc", "enrol_token": "a-long-random-enrolment-token"},
+    ]
+    found = security_warnings(HubConfig(teams=teams))
+    assert len(found) == 3
+    assert found[0].startswith("incidents.secret: not set")
+    assert "EDGEWATCH_INCIDENTS__SECRET" in found[0]
+    assert "change-me" in found[1] and "rangers.bach-ma" in found[1]
+    assert "teams.1.enrol_token" in found[2] and "16 characters" in found[2]
+    safe = HubConfig(teams=teams[2:], incidents={"secret": ACK_SECRET})
+    assert security_warnings(safe) == [] and security_warnings(HubConfig()) == []
+    f = tmp_path / "hub.yaml"
+    f.write_text(yaml.safe_dump({"database_url": "sqlite:///x.db", "teams": teams[:1]}))
+    assert main(["config", "check", str(f)]) == 0  # warnings, not errors
+    out, err = capsys.readouterr()
+    assert ": ok (hub config)" in out and err.count("warning: ") == 2
+    assert main(["config", "check", "--strict", str(f)]) == 2
+    assert "incidents.secret" in capsys.readouterr().err

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
-import paho.mqtt.client as mqtt
 import yaml
 
 from edgewatch import procs
@@ -31,9 +30,10 @@ def test_violations_reach_the_review_queue_with_verified_evidence(
     uid = uuid.uuid4().hex[:8]
     rtsp = RtspServer(tmp_path, {"road": h264_video})
     rtsp.start()
-    hub = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", broker.url, f"hub-{uid}")
+    hub = Hub(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}", broker, f"hub-{uid}")
     hub.start()
-    signal_topic = f"city/signals/{uid}/junction-7"
+    # the controller's own account writes only its own signal topics
+    signal_topic = f"edgewatch/v1/signals/ctl-{uid}/junction-7"
     traffic = {
         "type": "traffic",
         "fps": 8,
@@ -52,7 +52,7 @@ def test_violations_reach_the_review_queue_with_verified_evidence(
     cfg = {
         "edge_id": f"edge-{uid}",
         "site": "hue",
-        "mqtt": {"url": broker.url},
+        "mqtt": broker.mqtt(f"edge-{uid}", "edge", site="hue"),
         "spool_dir": str(tmp_path / "spool"),
         "models": {"dir": str(model_dir), "threads": 2},
         "status_interval_s": 1,
@@ -66,9 +66,7 @@ def test_violations_reach_the_review_queue_with_verified_evidence(
         ],
     }
     # the city's signal controller says red (retained, as controllers publish state)
-    ctl = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"ctl-{uid}")
-    ctl.connect("127.0.0.1", broker.port)
-    ctl.loop_start()
+    ctl = broker.client(f"ctl-{uid}", "signal")
     red_since = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
     ctl.publish(signal_topic, json.dumps({"state": "red", "time": red_since}), qos=1, retain=True)
     edge = Process(tmp_path, "edge", ["edge", "run"], cfg)

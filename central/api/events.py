@@ -88,11 +88,22 @@ def to_out(
     )
 
 
+def _own(model: Any) -> Any:
+    """Join condition: rows of ``model`` that came from their event's own (site, edge)."""
+    return (
+        (model.event_id == EventRow.id)
+        & (model.site == EventRow.site)
+        & (model.edge_id == EventRow.edge_id)
+    )
+
+
 def _files(session: Session, ids: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if ids:
-        q = select(EvidenceFileRow.event_id, EvidenceFileRow.name).where(
-            EvidenceFileRow.event_id.in_(ids)
+        q = (
+            select(EvidenceFileRow.event_id, EvidenceFileRow.name)
+            .join(EventRow, _own(EvidenceFileRow))
+            .where(EvidenceFileRow.event_id.in_(ids))
         )
         for eid, name in session.execute(q):
             out.setdefault(eid, []).append(name)
@@ -113,9 +124,25 @@ def _get(session: Session, event_id: str, user: User, lock: bool = False) -> Eve
 
 
 def _has_snapshots(session: Session, ids: list[str]) -> set[str]:
+    """Events whose announced snapshot arrived, from their own edge."""
     if not ids:
         return set()
-    return set(session.scalars(select(SnapshotRow.event_id).where(SnapshotRow.event_id.in_(ids))))
+    q = (
+        select(SnapshotRow.event_id)
+        .join(EventRow, _own(SnapshotRow) & (SnapshotRow.sha256 == EventRow.snapshot_sha256))
+        .where(SnapshotRow.event_id.in_(ids))
+    )
+    return set(session.scalars(q))
+
+
+def snapshot_of(session: Session, row: EventRow) -> SnapshotRow | None:
+    """The JPEG the event announced (its SHA-256), from the event's own edge; else None."""
+    if not row.snapshot_sha256:
+        return None
+    snap = session.get(SnapshotRow, (row.id, row.snapshot_sha256))
+    if snap is None or (snap.site, snap.edge_id) != (row.site, row.edge_id):
+        return None
+    return snap
 
 
 @router.get("/api/v1/events", response_model=EventPage, summary="List alerts, newest first")
@@ -165,7 +192,7 @@ def list_events(
 def _detail(session: Session, row: EventRow, cfg: HubConfig, user: User) -> EventDetail:
     base = to_out(
         row,
-        session.get(SnapshotRow, row.id) is not None,
+        snapshot_of(session, row) is not None,
         cfg,
         user,
         _files(session, [row.id]).get(row.id),
@@ -216,8 +243,7 @@ def get_event(event_id: str, request: Request, session: SessionDep, user: UserDe
 def get_snapshot(event_id: str, session: SessionDep, user: UserDep) -> Response:
     if not user.can("evidence"):
         raise HTTPException(403, f"the {user.role} role may not see evidence")
-    _get(session, event_id, user)
-    snap = session.get(SnapshotRow, event_id)
+    snap = snapshot_of(session, _get(session, event_id, user))
     if snap is None:
         raise HTTPException(404, "no snapshot for this event")
     return Response(
@@ -276,7 +302,13 @@ def evidence(event_id: str, session: SessionDep, user: UserDep) -> EvidenceOut:
     row = _get(session, event_id, user)
     rows = {
         f.name: f
-        for f in session.scalars(select(EvidenceFileRow).where(EvidenceFileRow.event_id == row.id))
+        for f in session.scalars(
+            select(EvidenceFileRow).where(
+                EvidenceFileRow.event_id == row.id,
+                EvidenceFileRow.site == row.site,
+                EvidenceFileRow.edge_id == row.edge_id,
+            )
+        )
     }
     published = (row.attributes or {}).get("manifest_sha256")
     problems = _verify(rows, published if isinstance(published, str) else None)
@@ -307,8 +339,8 @@ def evidence(event_id: str, session: SessionDep, user: UserDep) -> EvidenceOut:
 def evidence_file(event_id: str, name: str, session: SessionDep, user: UserDep) -> Response:
     if not user.can("evidence"):
         raise HTTPException(403, f"the {user.role} role may not see evidence")
-    _get(session, event_id, user)
-    f = session.get(EvidenceFileRow, (event_id, name))
+    row = _get(session, event_id, user)
+    f = session.get(EvidenceFileRow, (row.id, row.site, row.edge_id, name))
     if f is None:
         raise HTTPException(404, "no such evidence file")
     return Response(
@@ -468,7 +500,7 @@ def load_doc(sessions: Any, cfg: HubConfig, event_id: str) -> dict[str, Any] | N
         row = session.get(EventRow, event_id)
         if row is None:
             return None
-        has = session.get(SnapshotRow, event_id) is not None
+        has = snapshot_of(session, row) is not None
         files = _files(session, [event_id]).get(event_id)
         return to_out(row, has, cfg, None, files).model_dump(mode="json")
 

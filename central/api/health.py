@@ -25,9 +25,15 @@ def healthz(request: Request, response: Response) -> Health:
         db_ok = False
     consumer = request.app.state.consumer
     mqtt_ok = bool(consumer and consumer.connected.is_set())
+    flapping = bool(consumer and consumer.flapping())
     if not db_ok:
         response.status_code = 503
-    return Health(status="ok" if db_ok and mqtt_ok else "degraded", database=db_ok, mqtt=mqtt_ok)
+    return Health(
+        status="ok" if db_ok and mqtt_ok and not flapping else "degraded",
+        database=db_ok,
+        mqtt=mqtt_ok,
+        mqtt_flapping=flapping,
+    )
 
 
 @router.get(

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from central.api.deps import OptionalUserDep, SessionDep, UserDep
 from central.auth import User
-from central.incidents import IncidentManager
+from central.incidents import AckLinkError, IncidentManager
 from central.storage.db import as_utc
 from central.storage.models import (
     DeliveryRow,
@@ -88,8 +88,10 @@ class IncidentDetail(IncidentOut):
 
 
 class Action(BaseModel):
-    actor: str = Field("ranger", max_length=128, description="who acts (a name or call sign)")
-    note: str | None = Field(None, max_length=2000)
+    """The audit trail names who acted from the credentials (the account, or ``team:ID`` for
+    an ack link), never from the body; a call sign or message goes in ``note``."""
+
+    note: str | None = Field(None, max_length=2000, description="free text for the audit trail")
 
 
 class PushKeys(BaseModel):
@@ -193,25 +195,48 @@ def get_incident(incident_id: str, session: SessionDep, _user: UserDep) -> dict[
     }
 
 
+ACK_ERRORS = {"invalid": 403, "expired": 403, "used": 409}
+
+
 def ack_auth(
     user: OptionalUserDep,
     token: str | None = Query(
-        None, description="the ack token from the notification's ack_url (or log in)"
+        None,
+        max_length=256,
+        description="the ack token from the notification's ack_url: works once, for a "
+        "limited time, and only to acknowledge (or log in)",
     ),
 ) -> tuple[User | None, str | None]:
     """A signed link from a notification, or an account that may act on incidents."""
     if token:
         return None, token
+    return _incident_user(user, None), None
+
+
+def _incident_user(user: User | None, token: str | None) -> User:
     if user is None:
-        raise HTTPException(
-            401, "not authenticated", headers={"WWW-Authenticate": 'Bearer realm="edgewatch"'}
-        )
+        detail = "not authenticated"
+        if token:
+            detail = "an ack link only acknowledges; log in to resolve or mark a false alarm"
+        raise HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="edgewatch"'})
     if not user.can("incidents"):
         raise HTTPException(403, f"the {user.role} role may not act on incidents")
-    return user, None
+    return user
+
+
+def act_auth(
+    user: OptionalUserDep,
+    token: str | None = Query(
+        None, include_in_schema=False, description="ignored: ack links only acknowledge"
+    ),
+) -> User:
+    """Resolving and false alarms: an account with incident rights; an ack link's token
+    counts for nothing here (401 without an account, and a clear reason)."""
+    return _incident_user(user, token)
 
 
 AckAuth = Annotated[tuple[User | None, str | None], Depends(ack_auth)]
+ActAuth = Annotated[User, Depends(act_auth)]
 
 
 def _act(
@@ -230,11 +255,16 @@ def _act(
     if user is not None:
         actor = user.username
     else:
-        team = manager.signer.check(incident_id, token or "")
-        if team is None:
-            raise HTTPException(403, "the token is not valid for this incident")
-        actor = f"{body.actor} ({team})"
+        assert state == "acknowledged", "ack links only acknowledge"
+        if row.state in ("resolved", "false_alarm"):
+            raise HTTPException(409, f"the incident is already {row.state.replace('_', ' ')}")
+        try:
+            team = manager.redeem_ack(session, incident_id, token or "")
+        except AckLinkError as exc:
+            raise HTTPException(ACK_ERRORS[exc.reason], str(exc)) from None
+        actor = f"team:{team}"
     if row.state == state:
+        session.commit()  # an ack link spent on an incident someone already acknowledged
         return _out(row)
     manager.set_state(session, row, state, actor, body.note)
     session.commit()
@@ -261,10 +291,10 @@ def resolve(
     incident_id: str,
     request: Request,
     session: SessionDep,
-    who: AckAuth,
+    user: ActAuth,
     body: Action | None = None,
 ) -> dict[str, Any]:
-    return _act(request, session, incident_id, who, body or Action(), "resolved")
+    return _act(request, session, incident_id, (user, None), body or Action(), "resolved")
 
 
 @router.post("/api/v1/incidents/{incident_id}/false_alarm", response_model=IncidentOut)
@@ -272,10 +302,10 @@ def false_alarm(
     incident_id: str,
     request: Request,
     session: SessionDep,
-    who: AckAuth,
+    user: ActAuth,
     body: Action | None = None,
 ) -> dict[str, Any]:
-    return _act(request, session, incident_id, who, body or Action(), "false_alarm")
+    return _act(request, session, incident_id, (user, None), body or Action(), "false_alarm")
 
 
 @router.get(

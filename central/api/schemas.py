@@ -103,3 +103,4 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool
     mqtt: bool
+    mqtt_flapping: bool = False

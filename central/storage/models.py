@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Float,
     Integer,
     LargeBinary,
@@ -17,6 +16,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from central.storage.db import UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -34,9 +35,9 @@ class EventRow(Base):
     analytic: Mapped[str] = mapped_column(String(64))
     label: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), index=True)  # active / ended
-    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    frame_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    frame_time: Mapped[datetime] = mapped_column(UTCDateTime())
     score: Mapped[float] = mapped_column(Float)
     box: Mapped[list[float] | None] = mapped_column(JSON)
     zone: Mapped[str | None] = mapped_column(String(64))
@@ -46,17 +47,17 @@ class EventRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     last_seq: Mapped[int] = mapped_column(Integer)
     messages: Mapped[int] = mapped_column(Integer, default=1)
-    first_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # What the operators did with it (the edge's active/ended is ``state``).
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
     status_by: Mapped[str | None] = mapped_column(String(64))
-    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Traffic violations only: the review queue.
     review: Mapped[str | None] = mapped_column(String(16), index=True)  # pending/confirmed/...
     reviewer: Mapped[str | None] = mapped_column(String(64))
     review_reason: Mapped[str | None] = mapped_column(Text)
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class EventUpdateRow(Base):
@@ -68,9 +69,9 @@ class EventUpdateRow(Base):
     event_id: Mapped[str] = mapped_column(String(36), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(8))
-    frame_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    frame_time: Mapped[datetime] = mapped_column(UTCDateTime())
     score: Mapped[float] = mapped_column(Float)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class EventAuditRow(Base):
@@ -80,7 +81,7 @@ class EventAuditRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), index=True)
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
@@ -94,8 +95,8 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuthSessionRow(Base):
@@ -107,31 +108,42 @@ class AuthSessionRow(Base):
     user_id: Mapped[int] = mapped_column(Integer, index=True)
     kind: Mapped[str] = mapped_column(String(8))  # cookie / bearer
     csrf: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class EvidenceFileRow(Base):
-    """One file of a violation's evidence package, as the edge sent it."""
+    """One file of a violation's evidence package, as the edge sent it.
 
-    __tablename__ = "evidence_files"
+    Keyed by the publisher too: another edge's file under the same event id and name is
+    another row, never served for this event (the API reads the event's own edge).
+    """
+
+    __tablename__ = "event_evidence"
 
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    edge_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     content_type: Mapped[str] = mapped_column(String(32))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SnapshotRow(Base):
-    __tablename__ = "snapshots"
+    """An event's JPEG, by content: served only when it is the one the event announced
+    (``EventRow.snapshot_sha256``) and came from the event's own (site, edge)."""
+
+    __tablename__ = "event_snapshots"
 
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    edge_id: Mapped[str] = mapped_column(String(64))
     jpeg: Mapped[bytes] = mapped_column(LargeBinary)
-    sha256: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class CameraRow(Base):
@@ -142,13 +154,13 @@ class CameraRow(Base):
     camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(String(16))
     fps: Mapped[float] = mapped_column(Float)
-    last_frame_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_frame_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reconnects: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     pipeline: Mapped[dict | None] = mapped_column(JSON)
     degraded_reason: Mapped[str | None] = mapped_column(Text)
 
@@ -159,7 +171,10 @@ class EdgeRow(Base):
     site: Mapped[str] = mapped_column(String(64), primary_key=True)
     edge_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(String(16))  # online / offline
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # edge clock minus hub clock, measured on its latest camera status (seconds)
+    clock_skew_s: Mapped[float | None] = mapped_column(Float)
+    clock_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class HotspotReadingRow(Base):
@@ -170,7 +185,7 @@ class HotspotReadingRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     hotspot_id: Mapped[str] = mapped_column(String(64), index=True)
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     site: Mapped[str] = mapped_column(String(64))
     edge_id: Mapped[str] = mapped_column(String(64))
     camera_id: Mapped[str] = mapped_column(String(64))
@@ -180,7 +195,7 @@ class HotspotReadingRow(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     period_s: Mapped[float] = mapped_column(Float)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class IncidentRow(Base):
@@ -192,9 +207,9 @@ class IncidentRow(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     state: Mapped[str] = mapped_column(String(16), index=True)  # open/acknowledged/resolved/...
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_alert_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_alert_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     lat: Mapped[float | None] = mapped_column(Float)  # first camera's position
     lon: Mapped[float | None] = mapped_column(Float)
     est_lat: Mapped[float | None] = mapped_column(Float)  # where bearings cross, when known
@@ -202,11 +217,11 @@ class IncidentRow(Base):
     team_id: Mapped[str | None] = mapped_column(String(64), index=True)
     notified_team: Mapped[str | None] = mapped_column(String(64))
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
-    escalate_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
-    last_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    digested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalate_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    digested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acked_by: Mapped[str | None] = mapped_column(String(128))
-    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     alerts: Mapped[int] = mapped_column(Integer, default=1)
 
 
@@ -219,7 +234,7 @@ class IncidentAlertRow(Base):
     site: Mapped[str] = mapped_column(String(64))
     edge_id: Mapped[str] = mapped_column(String(64))
     camera_id: Mapped[str] = mapped_column(String(64))
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
     kind: Mapped[str] = mapped_column(String(32))
     label: Mapped[str | None] = mapped_column(String(64))
     score: Mapped[float] = mapped_column(Float)
@@ -234,7 +249,7 @@ class IncidentAuditRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(String(36), index=True)
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
@@ -254,10 +269,10 @@ class DeliveryRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), index=True)  # pending / sent / failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class PushSubscriptionRow(Base):
@@ -268,4 +283,16 @@ class PushSubscriptionRow(Base):
     endpoint: Mapped[str] = mapped_column(String(1024), unique=True)
     p256dh: Mapped[str] = mapped_column(String(256))
     auth: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AckTokenUsedRow(Base):
+    """An incident ack link already spent: its nonce is the key, so a link works once."""
+
+    __tablename__ = "ack_tokens_used"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(36), index=True)
+    team_id: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -410,21 +410,55 @@ async function showAlert(id) {
 
 // -- cameras ------------------------------------------------------------------------------
 
-async function showCameras() {
+const CAMERA_PAGE = 200;
+
+async function showCameras(state = "", offset = 0) {
   setNav("cameras");
   const load = async () => {
-    let cams;
+    let page;
     try {
-      cams = await api("/api/v1/cameras");
+      const q = new URLSearchParams({ limit: String(CAMERA_PAGE), offset: String(offset) });
+      if (state) q.set("state", state);
+      page = await api(`/api/v1/cameras?${q}`);
     } catch (e) {
       show(h("h1", {}, "Cameras"), errorBox(`Could not load cameras: ${e.message}`, load));
       return;
     }
-    const counts = { online: 0, degraded: 0, offline: 0 };
-    for (const c of cams) counts[c.state] = (counts[c.state] || 0) + 1;
+    if (page.total && offset >= page.total) {
+      // the fleet shrank under this page: go to the last one
+      offset = Math.max(0, Math.floor((page.total - 1) / CAMERA_PAGE) * CAMERA_PAGE);
+      return load();
+    }
+    const cams = page.items;
+    const n = page.states || {};
+    const fleet = (n.online || 0) + (n.degraded || 0) + (n.offline || 0);
+    const go = (s, o) => () => {
+      clearInterval(refreshTimer);
+      refreshTimer = null;
+      showCameras(s, o);
+    };
+    const tabs = h(
+      "div",
+      { class: "tabs", id: "camera-tabs" },
+      [["", "all"], ["offline", "offline"], ["degraded", "degraded"], ["online", "online"]].map(([s, label]) =>
+        h("button", { class: s === state ? "active" : "", dataset: { state: s }, onclick: go(s, 0) }, label),
+      ),
+    );
+    const pager =
+      page.total > cams.length
+        ? h(
+            "div",
+            { class: "filters", id: "camera-pager" },
+            h("button", { class: "secondary", disabled: offset === 0, onclick: go(state, Math.max(0, offset - CAMERA_PAGE)) }, "← Previous"),
+            h("span", { class: "muted" }, `${offset + 1}–${offset + cams.length} of ${page.total}`),
+            h("button", { class: "secondary", disabled: offset + cams.length >= page.total, onclick: go(state, offset + CAMERA_PAGE) }, "Next →"),
+          )
+        : null;
     show(
       h("h1", {}, "Cameras"),
-      h("p", { class: "muted", id: "camera-counts" }, `${cams.length} cameras · ${counts.online} online · ${counts.degraded} degraded · ${counts.offline} offline`),
+      h("p", { class: "muted", id: "camera-counts" }, `${fleet} cameras · ${n.online || 0} online · ${n.degraded || 0} degraded · ${n.offline || 0} offline`),
+      tabs,
+      pager,
       cams.length
         ? h(
             "div",
@@ -443,7 +477,11 @@ async function showCameras() {
               ),
             ),
           )
-        : h("div", { class: "empty" }, "No camera has reported yet. Cameras appear when their edge worker connects."),
+        : h(
+            "div",
+            { class: "empty" },
+            state ? `No ${state} camera.` : "No camera has reported yet. Cameras appear when their edge worker connects.",
+          ),
     );
   };
   await load();
