@@ -44,6 +44,8 @@ from edgewatch.mqtt import connect_properties, make_client
 log = logging.getLogger(__name__)
 
 Outcome = Literal["stored", "duplicate", "rejected"]
+# Not edge data: written by the hub itself or by signal controllers (see brokerauth).
+HUB_OWNED = tuple(f"{contract.ROOT}/{ns}/" for ns in ("teams", "config", "signals"))
 
 
 class Rejected(Exception):
@@ -92,6 +94,8 @@ class Ingestor:
         self._changed: str | None = None
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
+        if topic.startswith(HUB_OWNED):
+            return "duplicate"  # the hub's own team / config topics, or signal feeds
         parsed = contract.parse_topic(topic)
         kind = parsed.kind if parsed else "unknown"
         self.metrics.received.labels(kind).inc()

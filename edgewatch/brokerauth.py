@@ -10,8 +10,10 @@ needs to enforce that:
 - ``passwd``: mosquitto's password file (PBKDF2-SHA512 hashes, the ``$7$`` format that
   ``mosquitto_passwd`` writes);
 - ``acl``: one block per account, generated from ``accounts.json``:
-  an edge writes only ``edgewatch/v1/{site}/{edge}/#`` and reads its own config and the
-  signal feeds; the hub reads ``edgewatch/v1/#`` and is the only writer of team topics;
+  an edge writes only ``edgewatch/v1/{site}/{edge}/#`` and reads its own config
+  (``edgewatch/v1/config/{site}/{edge}/#``, written only by the hub) and the signal feeds
+  (``edgewatch/v1/signals/#``, each written only by its controller's account); the hub reads
+  ``edgewatch/v1/#`` and is the only writer of team and config topics;
   a team reads only its own team topic;
 - ``mosquitto.conf``: a TLS listener, ``allow_anonymous false`` and
   ``use_username_as_clientid true`` (a client id is its account: nobody can take over
@@ -46,6 +48,9 @@ _ID = re.compile(ID_PATTERN)
 _TOPIC = re.compile(r"^[A-Za-z0-9_.\-/+#]{1,200}$")
 SIGNALS = f"{ROOT}/signals"
 TEAMS = f"{ROOT}/teams"
+CONFIGS = f"{ROOT}/config"
+# Namespaces that are not sites: an edge's site may not take one of these names.
+RESERVED_SITES = frozenset({"signals", "teams", "config"})
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd uses for $7$; the broker reads any count
 
 
@@ -95,10 +100,10 @@ class Account:
         u = self.username
         if self.role == "hub":
             read += [f"{ROOT}/#"]
-            write += [f"{TEAMS}/#", f"{ROOT}/+/+/config/#"]
+            write += [f"{TEAMS}/#", f"{CONFIGS}/#"]
         elif self.role == "edge":
             write += [f"{ROOT}/{self.site}/{u}/#"]
-            read += [f"{ROOT}/{self.site}/{u}/config/#", f"{SIGNALS}/#"]
+            read += [f"{CONFIGS}/{self.site}/{u}/#", f"{SIGNALS}/#"]
         elif self.role == "team":
             read += [f"{TEAMS}/{u.removeprefix('team-')}/#"]
         elif self.role == "signal":
@@ -186,6 +191,8 @@ class BrokerDir:
             raise BrokerAuthError(f"account name {username!r} must match {ID_PATTERN}")
         if role == "edge" and (site is None or not _ID.match(site)):
             raise BrokerAuthError(f"an edge account needs a site matching {ID_PATTERN}")
+        if site in RESERVED_SITES:
+            raise BrokerAuthError(f"{site!r} is a reserved topic namespace, not a site name")
         accounts = self.accounts()
         if username in accounts and not replace:
             raise BrokerAuthError(f"account {username!r} exists (revoke it, or rotate it)")

@@ -117,7 +117,104 @@ def cmd_broker_run(args: argparse.Namespace) -> int:
     from edgewatch.broker import run_broker
 
     setup_logging("INFO")
-    return run_broker(args.host, args.port)
+    return run_broker(
+        args.host, args.port, Path(args.dir), embedded=args.embedded
+    )
+
+
+def _broker_dir(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from edgewatch.brokerauth import BrokerDir
+
+    bd = BrokerDir(Path(args.dir))
+    if not bd.exists():
+        hint = f"run `edgewatch broker init --dir {args.dir}`"
+        raise SystemExit(_die([f"{args.dir}: no broker folder here; {hint}"]))
+    return bd
+
+
+def _print_account(bd, name: str, password: str, url: str, role: str) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    read, write = bd.accounts()[name].grants()
+    print(f"# account {name} ({role}); the password is shown once, keep it in a secret store")
+    print("# broker (mosquitto): passwd and acl in", bd.path, "updated; its ACL block:")
+    for t in read:
+        print(f"#   read  {t}")
+    for t in write:
+        print(f"#   write {t}")
+    snippet = {
+        "mqtt": {
+            "url": url,
+            "username": name,
+            "password": password,
+            "tls": {"ca_file": str(bd.ca_file.resolve())},
+        }
+    }
+    print(f"# {role} config snippet (copy ca.crt to the box and adjust ca_file):")
+    print(yaml.safe_dump(snippet, sort_keys=False).rstrip())
+
+
+def _reloaded(bd) -> None:  # type: ignore[no-untyped-def]
+    if bd.reload():
+        print("# a running mosquitto was told to reload (SIGHUP)")
+    else:
+        print("# no running broker found from this folder: restart or SIGHUP mosquitto")
+
+
+def cmd_broker_init(args: argparse.Namespace) -> int:
+    from edgewatch.brokerauth import BrokerDir
+
+    bd = BrokerDir(Path(args.dir))
+    bd.init(args.host or None)
+    bd.conf_file.write_text(bd.mosquitto_conf(args.port, bind=args.bind))
+    print(f"broker folder: {bd.path} (CA, server certificate, accounts, mosquitto.conf)")
+    print(f"run it: mosquitto -c {bd.conf_file}   (or: edgewatch broker run --dir {bd.path})")
+    if "hub" not in bd.accounts():
+        password = bd.add("hub", "hub")
+        url = f"mqtts://{(args.host or ['127.0.0.1'])[0]}:{args.port}"
+        _print_account(bd, "hub", password, url, "hub")
+    return 0
+
+
+def cmd_broker_account(args: argparse.Namespace) -> int:
+    from edgewatch.brokerauth import BrokerAuthError
+
+    bd = _broker_dir(args)
+    try:
+        password = bd.add(
+            args.name, args.role, site=args.site, read=args.read, write=args.write,
+            replace=args.rotate,
+        )  # fmt: skip
+    except BrokerAuthError as exc:
+        return _die([f"error: {exc}"])
+    _print_account(bd, args.name, password, args.url, args.role)
+    _reloaded(bd)
+    return 0
+
+
+def cmd_broker_revoke(args: argparse.Namespace) -> int:
+    bd = _broker_dir(args)
+    if not bd.revoke(args.name):
+        return _die([f"error: no account {args.name!r} in {bd.path}"], 1)
+    print(f"revoked {args.name}: it can no longer log in (connected sessions end on reload)")
+    _reloaded(bd)
+    return 0
+
+
+def cmd_edge_enrol(args: argparse.Namespace) -> int:
+    from edgewatch.brokerauth import BrokerAuthError
+
+    bd = _broker_dir(args)
+    try:
+        password = bd.add(
+            args.edge_id, "edge", site=args.site, read=args.read, replace=args.rotate
+        )
+    except BrokerAuthError as exc:
+        return _die([f"error: {exc}"])
+    _print_account(bd, args.edge_id, password, args.url, "edge")
+    print(f"edge_id: {args.edge_id}\nsite: {args.site}")
+    _reloaded(bd)
+    return 0
 
 
 # -- config ----------------------------------------------------------------------------------
@@ -407,19 +504,60 @@ def build_parser() -> argparse.ArgumentParser:
     h_run.add_argument("--port", type=int, help="override http.port")
     h_run.set_defaults(func=cmd_hub_run)
 
-    broker = sub.add_parser("broker", help="embedded MQTT broker").add_subparsers(
+    e_enrol = edge.add_parser(
+        "enrol", help="create an edge's broker account (prints its password and config once)"
+    )
+    e_enrol.add_argument("edge_id")
+    e_enrol.add_argument("--site", required=True)
+    e_enrol.add_argument("--dir", required=True, help="the broker folder (edgewatch broker init)")
+    e_enrol.add_argument("--url", default="mqtts://127.0.0.1:8883", help="broker URL for the edge")
+    e_enrol.add_argument("--read", action="append", help="extra topic filter it may read")
+    e_enrol.add_argument("--rotate", action="store_true", help="new password for an existing edge")
+    e_enrol.set_defaults(func=cmd_edge_enrol)
+    e_revoke = edge.add_parser("revoke", help="delete an edge's broker account")
+    e_revoke.add_argument("name")
+    e_revoke.add_argument("--dir", required=True)
+    e_revoke.set_defaults(func=cmd_broker_revoke)
+
+    broker = sub.add_parser("broker", help="the MQTT broker's security").add_subparsers(
         dest="sub", required=True
     )
-    b_run = broker.add_parser("run", help="run an embedded MQTT broker (amqtt)")
-    b_run.add_argument("--port", type=int, default=1883)
+    b_init = broker.add_parser("init", help="make a broker folder: CA, TLS cert, accounts, conf")
+    b_init.add_argument("--dir", required=True)
+    b_init.add_argument(
+        "--host", action="append", help="broker host name or IP for its certificate (repeat)"
+    )
+    b_init.add_argument("--port", type=int, default=8883)
+    b_init.add_argument("--bind", default="127.0.0.1", help="listener address (0.0.0.0: all)")
+    b_init.set_defaults(func=cmd_broker_init)
+    b_acc = broker.add_parser("account", help="add (or --rotate) a hub, team, signal or client")
+    b_acc.add_argument("name")
+    b_acc.add_argument("--role", required=True, choices=["hub", "edge", "team", "signal", "client"])
+    b_acc.add_argument("--site")
+    b_acc.add_argument("--read", action="append", help="extra topic filter it may read")
+    b_acc.add_argument("--write", action="append", help="extra topic filter it may write")
+    b_acc.add_argument("--dir", required=True)
+    b_acc.add_argument("--url", default="mqtts://127.0.0.1:8883")
+    b_acc.add_argument("--rotate", action="store_true")
+    b_acc.set_defaults(func=cmd_broker_account)
+    b_rev = broker.add_parser("revoke", help="delete an account")
+    b_rev.add_argument("name")
+    b_rev.add_argument("--dir", required=True)
+    b_rev.set_defaults(func=cmd_broker_revoke)
+    b_run = broker.add_parser(
+        "run", help="run mosquitto on a broker folder (embedded amqtt where none can run)"
+    )
+    b_run.add_argument("--dir", required=True, help="the broker folder (edgewatch broker init)")
+    b_run.add_argument("--port", type=int, default=8883)
     b_run.add_argument("--host", default="127.0.0.1")
+    b_run.add_argument("--embedded", action="store_true", help="use amqtt even if mosquitto runs")
     b_run.set_defaults(func=cmd_broker_run)
 
     demo = sub.add_parser("demo", help="broker + hub + RTSP camera + edge worker, on one machine")
     demo.add_argument("--assets", default=os.environ.get("EDGEWATCH_ASSETS", "../shared/assets"))
     demo.add_argument("--workdir", default=".edgewatch-demo")
     demo.add_argument("--http-port", type=int, default=8000)
-    demo.add_argument("--mqtt-port", type=int, default=1883)
+    demo.add_argument("--mqtt-port", type=int, default=8883)
     demo.add_argument("--no-rtsp", action="store_true", help="read the file instead of RTSP")
     demo.set_defaults(func=cmd_demo)
 

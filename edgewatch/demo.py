@@ -1,9 +1,11 @@
 """``edgewatch demo``: the whole pipeline on one machine, nothing installed by hand.
 
-Starts the embedded broker (port 1883, or a free port when another broker holds it),
-the hub on 127.0.0.1:8000 (SQLite), an RTSP server serving a demo video (or, where
-GStreamer's RTSP server cannot run, the file read at real-time pace) and an edge worker
-on it. Runs until Ctrl-C or SIGTERM, then stops everything in reverse order.
+Starts a secured broker (mosquitto, or the embedded amqtt where none can run) on
+127.0.0.1:8883 (or a free port) with TLS, per-box accounts and ACLs, as a deployment
+runs it (docs/security.md), the hub on 127.0.0.1:8000 (SQLite, the example hotspots),
+an RTSP server serving a demo video (or, where GStreamer's RTSP server cannot run, the
+file read at real-time pace) and an edge worker on it. Runs until Ctrl-C or SIGTERM,
+then stops everything in reverse order.
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from edgewatch import procs
 from edgewatch.broker import free_port, port_free
 
 DEMO_VIDEO = "video/highway_cctv_320x240.avi"
+HOTSPOTS = Path(__file__).resolve().parents[1] / "configs" / "hotspots.geojson"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A config holding a broker password: readable by this user only."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _say(msg: str) -> None:
@@ -81,7 +94,24 @@ def run_demo(args: argparse.Namespace) -> int:
 
     mqtt_port = args.mqtt_port if port_free(args.mqtt_port) else free_port()
     if mqtt_port != args.mqtt_port:
-        _say(f"port {args.mqtt_port} is taken (a system broker?); embedded broker on {mqtt_port}")
+        _say(f"port {args.mqtt_port} is taken (a system broker?); demo broker on {mqtt_port}")
+    # The demo's broker is secured as a deployment is: TLS, one account per box, ACLs.
+    from edgewatch.brokerauth import BrokerDir
+
+    bd = BrokerDir(work / "broker")
+    if not bd.exists():
+        _say("making the demo broker's CA, certificate and accounts (once)")
+        bd.init(["127.0.0.1", "localhost"])
+    # new passwords on every start: they live only in this run's config files (mode 0600)
+    hub_mqtt = bd.client_settings(
+        "demo-hub", bd.add("demo-hub", "hub", replace=True), "127.0.0.1", mqtt_port
+    )
+    edge_mqtt = bd.client_settings(
+        "demo-edge",
+        bd.add("demo-edge", "edge", site="hue", replace=True),
+        "127.0.0.1",
+        mqtt_port,
+    )
     if not port_free(args.http_port):
         print(f"demo: port {args.http_port} is taken; pass --http-port", file=sys.stderr)
         return 2
@@ -100,7 +130,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     try:
         broker = procs.spawn(
-            procs.edgewatch_cmd("broker", "run", "--port", str(mqtt_port)), logs / "broker.log"
+            procs.edgewatch_cmd("broker", "run", "--dir", str(bd.path), "--port", str(mqtt_port)),
+            logs / "broker.log",
         )
         children.append(("broker", broker))
         if not procs.wait_port(mqtt_port):
@@ -109,11 +140,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
         hub_cfg = {
             "database_url": f"sqlite:///{work / 'hub.sqlite3'}",
-            "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}"},
-            "mqtt_client_id": "edgewatch-demo-hub",
+            "mqtt": hub_mqtt,
+            "mqtt_client_id": "demo-hub",
+            **({"hotspots_file": str(HOTSPOTS)} if HOTSPOTS.is_file() else {}),
             "http": {"host": "127.0.0.1", "port": args.http_port},
         }
-        (work / "hub.yaml").write_text(yaml.safe_dump(hub_cfg))
+        _write_private(work / "hub.yaml", yaml.safe_dump(hub_cfg))
         password, generated = _demo_admin(str(hub_cfg["database_url"]))
         hub = procs.spawn(
             procs.edgewatch_cmd("hub", "run", "-c", str(work / "hub.yaml")), logs / "hub.log"
@@ -139,7 +171,7 @@ def run_demo(args: argparse.Namespace) -> int:
         edge_cfg = {
             "edge_id": "demo-edge",
             "site": "hue",
-            "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}"},
+            "mqtt": edge_mqtt,
             "spool_dir": str(work / "spool"),
             "models": {"dir": str(work / "models")},
             "cameras": [
@@ -163,7 +195,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 }
             ],
         }
-        (work / "edge.yaml").write_text(yaml.safe_dump(edge_cfg, sort_keys=False))
+        _write_private(work / "edge.yaml", yaml.safe_dump(edge_cfg, sort_keys=False))
         if not procs.wait_port(args.http_port, timeout=60):
             _say(f"hub did not start; see {logs / 'hub.log'}")
             return shutdown(1)
@@ -173,7 +205,11 @@ def run_demo(args: argparse.Namespace) -> int:
         children.append(("edge worker", edge))
 
         base = f"http://127.0.0.1:{args.http_port}"
-        _say(f"broker:  mqtt://127.0.0.1:{mqtt_port}")
+        _say(
+            f"broker:  mqtts://127.0.0.1:{mqtt_port} (TLS, CA {bd.ca_file}; accounts only, "
+            f"no anonymous clients; add one: edgewatch broker account NAME --role client "
+            f"--dir {bd.path})"
+        )
         _say(f"dashboard: {base}/ui  (user admin)")
         if generated:
             _say(f"admin password (random; set EDGEWATCH_DEMO_PASSWORD to choose): {password}")

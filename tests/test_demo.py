@@ -87,6 +87,8 @@ def test_demo_shows_an_event_with_snapshot_then_stops_cleanly(
         req = urllib.request.Request(f"{base}{found[0]['snapshot_url']}", headers=auth)
         with urllib.request.urlopen(req, timeout=5) as r:
             assert r.read(3) == b"\xff\xd8\xff"
+        if rtsp:
+            _no_credentials_no_reading(lines, base)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -99,3 +101,42 @@ def test_demo_shows_an_event_with_snapshot_then_stops_cleanly(
     for name in ("edge worker", "hub", "broker"):
         assert f"{name} stopped" in out
     print(f"\ndemo ({'rtsp' if rtsp else 'file'}): first event with snapshot after {took:.1f} s")
+
+
+def _no_credentials_no_reading(lines: list[str], base: str) -> None:
+    """The broker the demo prints refuses a client without credentials, over TLS or not,
+    and the reading it tried to publish never reaches the public flood feed."""
+    import re
+
+    from edgewatch import contract
+    from edgewatch.mqtt import MqttSettings
+    from tests.helpers import connect_code
+
+    line = next(x for x in lines if x.startswith("[demo] broker:"))
+    url, ca = re.search(r"(mqtts://\S+) \(TLS, CA (\S+?);", line).groups()  # type: ignore[union-attr]
+    port = int(url.rsplit(":", 1)[1])
+    assert connect_code(MqttSettings(url=url, tls={"ca_file": ca}), "intruder") not in (0, -1)
+    assert connect_code(MqttSettings(url=f"mqtt://127.0.0.1:{port}"), "intruder") != 0
+    # publishing without a CONNACK is all such a client can try; the feed must not move
+    reading = {
+        "schema_version": 1, "hotspot_id": "hue-001", "camera_id": "flood-001",
+        "analytic": "river", "setup": "gauge", "time": "2027-12-01T00:00:00+00:00",
+        "state": "normal", "level_state": "normal", "level_cm": 10.0, "period_s": 60,
+    }  # fmt: skip
+    settings = MqttSettings(url=url, tls={"ca_file": ca})
+    from edgewatch.mqtt import make_client
+
+    c = make_client(settings, "intruder", clean_session=True)
+    try:
+        c.connect(settings.host, settings.port, keepalive=10)
+        c.loop_start()
+        c.publish(contract.hotspot_topic("hue", "edge-01", "hue-001"), json.dumps(reading), qos=1)
+        time.sleep(2)
+    except OSError:
+        pass
+    finally:
+        c.loop_stop()
+    with urllib.request.urlopen(f"{base}/api/v1/hotspots", timeout=5) as r:
+        feed = json.load(r)
+    props = next(f["properties"] for f in feed["features"] if f["id"] == "hue-001")
+    assert props["state"] == "unknown" and props["reason"] == "no_reading", props
