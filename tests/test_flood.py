@@ -171,7 +171,8 @@ def test_unknown_never_reads_normal() -> None:
 def reading(hid: str, t: datetime, state: str = "II", level: float | None = 230.0, **kw):  # type: ignore[no-untyped-def]
     doc = contract.HotspotReading(
         hotspot_id=hid,
-        camera_id="secret-cam-42",
+        # the camera configs/hotspots.geojson links the hotspot to (no other is believed)
+        camera_id=kw.pop("camera_id", f"flood-{hid[-3:]}"),
         analytic="flood",
         setup="gauge",
         time=t,
@@ -208,8 +209,8 @@ def test_hotspots_geojson_states_stale_and_no_private_fields(hub_app: TestClient
     assert post(hub_app, "hue", "edge-01", "hue-002", reading("hue-002", old, "normal", 20.0)) == (
         "stored"
     )
-    bad = reading("hue-003", now, "unknown", None, level_state="I", reason="glare")
-    post(hub_app, "hue", "edge-01", "hue-003", bad)
+    bad = reading("hue-003", now, "unknown", None, level_state="knee", reason="glare")
+    assert post(hub_app, "hue", "edge-01", "hue-003", bad) == "stored"
     r = hub_app.get("/api/v1/hotspots")
     assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
     doc = r.json()
@@ -222,15 +223,16 @@ def test_hotspots_geojson_states_stale_and_no_private_fields(hub_app: TestClient
     p2 = f["hue-002"]["properties"]  # 10 minutes old at a 60 s period: stale, so unknown
     assert p2["stale"] and p2["state"] == "unknown" and p2["reason"] == "stale"
     p3 = f["hue-003"]["properties"]
-    assert p3["state"] == "unknown" and p3["last_known_state"] == "I" and p3["reason"] == "glare"
+    assert p3["state"] == "unknown" and p3["last_known_state"] == "knee"
+    assert p3["reason"] == "glare"
     assert f["hue-050"]["properties"]["reason"] == "no_reading"
     assert doc["features"][0]["id"] == "hue-001"  # most severe first
     text = r.text
-    for private in ("secret-cam-42", "edge-01", "camera", "rtsp", "site"):
+    for private in ("flood-001", "edge-01", "camera", "rtsp", "site"):
         assert private not in text, private
     h = hub_app.get("/api/v1/hotspots/hue-001/history").json()
     assert [p["level_cm"] for p in h["points"]] == [230.0]
-    assert "secret-cam-42" not in json.dumps(h)
+    assert "flood-001" not in json.dumps(h)
     assert hub_app.get("/api/v1/hotspots/nope/history").status_code == 404
 
 
@@ -299,6 +301,7 @@ def test_flood_reading_reaches_the_public_page(tmp_path: Path, broker: Mosquitto
                     "period_s": 1,
                     "levels": fs.LEVELS,
                     "example": True,
+                    "camera": {"site": "hue", "edge_id": f"edge-{uid}", "camera_id": "river"},
                 },  # fmt: skip
             }
         ],

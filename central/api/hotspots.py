@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from central.hotspots import Hotspot
 from central.storage.db import as_utc
 from central.storage.models import HotspotReadingRow
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 WEB = Path(__file__).resolve().parents[1] / "web"
 STALE_PERIODS = 3
@@ -67,11 +69,33 @@ def _trend(rate: float | None) -> str | None:
 
 def _severity(h: Hotspot, level_state: str | None, unknown: bool) -> int:
     names = [lv.name for lv in h.levels]
-    sev = 2 + names.index(level_state) if level_state in names else 0
+    if level_state in names:
+        sev = 2 + names.index(level_state)
+    else:  # "normal" is the only state that is not a level; anything else is not trusted
+        sev = 0 if level_state == "normal" else 1
     return max(sev, 1) if unknown else sev
 
 
 def _feature(h: Hotspot, row: HotspotReadingRow | None, now: datetime) -> dict[str, Any]:
+    """One hotspot's feature; a stored reading that cannot be shown makes it ``unknown``
+    (reason ``invalid_reading``) and never breaks the rest of the document."""
+    try:
+        feature = _reading_feature(h, row, now)
+        json.dumps(feature, allow_nan=False)  # NaN or infinities would make invalid JSON
+        return feature
+    except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
+        log.error(
+            "hotspot reading cannot be shown",
+            extra={"hotspot": h.id, "error": str(exc)[:200]},
+        )
+        feature = _reading_feature(h, None, now)
+        feature["properties"]["reason"] = "invalid_reading"
+        return feature
+
+
+def _reading_feature(
+    h: Hotspot, row: HotspotReadingRow | None, now: datetime
+) -> dict[str, Any]:
     props: dict[str, Any] = {
         "id": h.id,
         "name": h.name,
@@ -89,7 +113,7 @@ def _feature(h: Hotspot, row: HotspotReadingRow | None, now: datetime) -> dict[s
     doc = row.doc
     updated = as_utc(row.time)
     assert updated is not None
-    stale = now - updated > timedelta(seconds=STALE_PERIODS * (row.period_s or h.period_s))
+    stale = _is_stale(h, row, now)
     state = doc.get("state", "unknown")
     reason = doc.get("reason")
     if stale:  # an old reading is no reading: never an old "normal"
@@ -110,6 +134,19 @@ def _feature(h: Hotspot, row: HotspotReadingRow | None, now: datetime) -> dict[s
     return _geo(h, props)
 
 
+MAX_PERIOD_S = 7 * 86400.0
+
+
+def _is_stale(h: Hotspot, row: HotspotReadingRow | None, now: datetime) -> bool:
+    """No reading, or none within STALE_PERIODS of its period (bounded: a stored period
+    of 1e15 s must neither overflow nor keep a reading fresh for ever)."""
+    if row is None:
+        return True
+    period = row.period_s if row.period_s and 0 < row.period_s <= MAX_PERIOD_S else h.period_s
+    updated = as_utc(row.time)
+    return updated is None or now - updated > timedelta(seconds=STALE_PERIODS * period)
+
+
 def _geo(h: Hotspot, props: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "Feature",
@@ -122,17 +159,15 @@ def _geo(h: Hotspot, props: dict[str, Any]) -> dict[str, Any]:
 def _refresh(session, cache: _Cache) -> int:  # type: ignore[no-untyped-def]
     version = session.scalar(select(func.max(HotspotReadingRow.id))) or 0
     if version != cache.version:
+        # The latest reading is the last one the hub *received* (ids grow with arrival),
+        # never the one with the newest edge time: an edge's clock cannot pin the feed.
         newest = (
-            select(HotspotReadingRow.hotspot_id, func.max(HotspotReadingRow.time).label("t"))
+            select(HotspotReadingRow.hotspot_id, func.max(HotspotReadingRow.id).label("n"))
             .group_by(HotspotReadingRow.hotspot_id)
             .subquery()
         )
         rows = session.scalars(
-            select(HotspotReadingRow).join(
-                newest,
-                (HotspotReadingRow.hotspot_id == newest.c.hotspot_id)
-                & (HotspotReadingRow.time == newest.c.t),
-            )
+            select(HotspotReadingRow).join(newest, HotspotReadingRow.id == newest.c.n)
         ).all()
         for r in rows:
             session.expunge(r)
@@ -160,6 +195,7 @@ def internal_hotspots(
 ) -> list[dict[str, Any]]:
     cache = _cache(request)
     now = datetime.now(UTC)
+    skew_limit = request.app.state.cfg.limits.max_clock_skew_s
     with cache.lock:
         _refresh(session, cache)
         latest = dict(cache.latest)
@@ -176,6 +212,9 @@ def internal_hotspots(
             period_s=row.period_s if row else h.period_s,
             received_at=as_utc(row.received_at).isoformat() if row else None,  # type: ignore[union-attr]
             reading=row.doc if row else None,
+            # capture-to-receipt delay: large or negative means the edge's clock is off
+            clock_skew_s=_skew(row),
+            clock_suspect=_skew(row) is not None and abs(_skew(row) or 0) > skew_limit,
         )
         out.append(props)
     out.sort(key=lambda p: -p["severity"])
@@ -199,11 +238,7 @@ def list_hotspots(request: Request, session: SessionDep) -> Response:
     with cache.lock:
         version = _refresh(session, cache)
         latest = cache.latest
-        stale_bits = tuple(
-            (r := latest.get(h.id)) is None
-            or now - as_utc(r.time) > timedelta(seconds=STALE_PERIODS * r.period_s)  # type: ignore[operator]
-            for h in hotspots
-        )
+        stale_bits = tuple(_is_stale(h, latest.get(h.id), now) for h in hotspots)
         key = (version, stale_bits)
         hit = cache.docs.get(key)
         if hit is None:
@@ -285,3 +320,10 @@ def static(name: str) -> FileResponse:
     if name not in allowed:
         raise HTTPException(404)
     return FileResponse(WEB / name, media_type=allowed[name], headers={"Cache-Control": "no-cache"})
+
+
+def _skew(row: HotspotReadingRow | None) -> float | None:
+    if row is None:
+        return None
+    t, r = as_utc(row.time), as_utc(row.received_at)
+    return None if t is None or r is None else round((t - r).total_seconds(), 1)
