@@ -286,7 +286,7 @@ def test_camera_offline_alert_waits_out_the_grace_period(client: TestClient) -> 
     dog = app.state.watchdog  # type: ignore[attr-defined]
     dog.stop()  # driven by hand here, with explicit times
     topic = contract.camera_status_topic(SITE, EDGE, "cam-9")
-    t0 = datetime.now(UTC)
+    t0 = datetime.now(UTC) - timedelta(seconds=300)  # statuses in the past: never clamped
 
     def status(state: str, at: datetime) -> None:
         msg = contract.CameraStatus(

@@ -70,15 +70,20 @@ def world(
         tmp / "evidence", ring, hist, track_id=5, t=T0 + 6.0, frame_wh=(320, 240),
         metadata={"rule": "red_light"}, lines=[((0.3, 0.6), (1.0, 0.6))], pre_s=2, post_s=2,
     )  # fmt: skip
+    # the box configs/hotspots.geojson links hue-001 to (hue/edge-01, camera flood-001)
+    flood_pub = mosquitto.client("edge-01", "edge", site="hue")
     yield {
         "hub": hub,
         "pub": pub,
+        "flood_pub": flood_pub,
         "jpeg": jpeg,
         "base": f"http://127.0.0.1:{hub.port}",
         "package": package,
     }
     pub.loop_stop()
     pub.disconnect()
+    flood_pub.loop_stop()
+    flood_pub.disconnect()
     hub.stop()
 
 
@@ -263,14 +268,14 @@ def test_operator_sees_alerts_live_acts_on_them_and_a_viewer_cannot(world: dict)
             page.wait_for_selector(f"tr[data-id='{offline[0]['id']}']", timeout=5000)
 
             # flood hotspots with internal fields
-            topic = contract.hotspot_topic(SITE, EDGE, "hue-001")
-            world["pub"].publish(
+            topic = contract.hotspot_topic(SITE, "edge-01", "hue-001")
+            world["flood_pub"].publish(
                 topic, reading("hue-001", datetime.now(UTC)), qos=1
             ).wait_for_publish(5)
             page.click("[data-nav=hotspots]")
             page.wait_for_selector("#hotspot-table")
             wait_for(
-                lambda: "secret-cam-42" in page.inner_text("#hotspot-table"),
+                lambda: "flood-001" in page.inner_text("#hotspot-table"),
                 15,
                 what="the reading on the hotspots page",
             )
