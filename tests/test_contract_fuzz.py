@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,11 +26,11 @@ from central.app import create_app
 from central.config import HubConfig
 from central.ingest import Ingestor, MqttConsumer
 from central.metrics import HubMetrics
-from central.storage.db import make_engine, migrate, session_factory
 from central.storage.models import CameraRow, EventRow, HotspotReadingRow
 from edgewatch import contract
 
-SITE, EDGE, CAM, HOTSPOT = "hue", "edge-01", "cam-1", "hue-001"
+SITE, EDGE, CAM = "hue", "edge-01", "cam-1"
+HOTSPOT, HOTSPOT_CAM = "hue-001", "flood-001"  # as bound in configs/hotspots.geojson
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 EV_TOPIC = contract.events_topic(SITE, EDGE)
 HS_TOPIC = contract.hotspot_topic(SITE, EDGE, HOTSPOT)
@@ -63,7 +64,7 @@ def hotspot_doc(t: datetime, **kw: object) -> dict:
     doc: dict = {
         "schema_version": 1,
         "hotspot_id": HOTSPOT,
-        "camera_id": CAM,
+        "camera_id": HOTSPOT_CAM,
         "analytic": "flood",
         "setup": "gauge",
         "time": t.isoformat(),
@@ -158,6 +159,7 @@ BAD: list[tuple[str, str, bytes, str]] = [
 
 @dataclass
 class Hub:
+    app: FastAPI
     ingestor: Ingestor
     consumer: MqttConsumer
     metrics: HubMetrics
@@ -189,12 +191,11 @@ class _Message:
 
 @pytest.fixture
 def hub(db_url: str) -> Iterator[Hub]:
-    engine = make_engine(db_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    cfg = HubConfig(database_url=db_url)
-    metrics = HubMetrics()
-    ingestor = Ingestor(sessions, cfg, metrics)
+    """The hub's own wiring (migrated database, Ingestor, metrics), with no broker."""
+    cfg = HubConfig(database_url=db_url, hotspots_file=ROOT / "configs" / "hotspots.geojson")
+    app = create_app(cfg, consume=False)
+    ingestor: Ingestor = app.state.ingestor
+    metrics: HubMetrics = app.state.metrics
     consumer = MqttConsumer(cfg, ingestor, metrics)
     outcomes: list[str] = []
     handle = ingestor.handle
@@ -205,8 +206,8 @@ def hub(db_url: str) -> Iterator[Hub]:
         return outcome
 
     ingestor.handle = recording  # type: ignore[method-assign]
-    yield Hub(ingestor, consumer, metrics, sessions, outcomes)
-    engine.dispose()
+    yield Hub(app, ingestor, consumer, metrics, app.state.sessions, outcomes)
+    app.state.engine.dispose()
 
 
 def test_strict_loads_refuses_each_class_with_a_short_reason() -> None:
@@ -287,7 +288,7 @@ def test_times_with_an_offset_read_back_as_the_same_instant_in_utc(hub: Hub) -> 
     assert hub.rejected("internal") == 0
 
 
-def test_hotspot_endpoints_stay_valid_json_after_hostile_readings(hub: Hub, db_url: str) -> None:
+def test_hotspot_endpoints_stay_valid_json_after_hostile_readings(hub: Hub) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     assert hub.deliver(HS_TOPIC, dumps(hotspot_doc(now))) == "stored"
     later = now + timedelta(seconds=1)  # stored, each would be the newest reading
@@ -301,8 +302,7 @@ def test_hotspot_endpoints_stay_valid_json_after_hostile_readings(hub: Hub, db_u
     ):
         assert hub.deliver(HS_TOPIC, dumps(bad)) == "rejected"
     assert hub.rejected("internal") == 0
-    cfg = HubConfig(database_url=db_url, hotspots_file=ROOT / "configs" / "hotspots.geojson")
-    client = TestClient(create_app(cfg, consume=False))
+    client = TestClient(hub.app)
     for url in ("/api/v1/hotspots", f"/api/v1/hotspots/{HOTSPOT}/history"):
         r = client.get(url)
         assert r.status_code == 200, (url, r.text[:300])

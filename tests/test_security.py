@@ -29,6 +29,7 @@ from central.metrics import HubMetrics
 from central.storage.db import as_utc, make_engine, migrate, session_factory
 from central.storage.models import CameraRow, EdgeRow, EventRow, EvidenceFileRow
 from edgewatch import contract
+from edgewatch.brokerauth import CONFIGS
 from edgewatch.mqtt import MqttSettings, make_client
 from tests.helpers import Hub, Mosquitto, connect_code, wait_for
 
@@ -302,7 +303,7 @@ def test_team_topics_are_written_by_the_hub_and_read_by_their_team_only(
 ) -> None:
     x, y = f"x{U}", f"y{U}"
     topic_x, topic_y = f"edgewatch/v1/teams/{x}/incidents", f"edgewatch/v1/teams/{y}/incidents"
-    config_a = f"edgewatch/v1/{SITE}/{EDGE_A}/config/probe"
+    config_a = f"{CONFIGS}/{SITE}/{EDGE_A}/probe"  # the hub writes it, only A reads it
     team_x = Peer(broker.client(f"team-{x}", "team"))
     team_y = Peer(broker.client(f"team-{y}", "team"))
     hub_pub = Peer(broker.client(f"hub-pub-{U}", "hub"))  # not the module hub's account
@@ -330,7 +331,7 @@ def test_team_topics_are_written_by_the_hub_and_read_by_their_team_only(
         team_x.sub("#")
         team_y.sub(f"edgewatch/v1/teams/{y}/#")
         edge.sub("edgewatch/v1/teams/#")  # an edge tries to read team topics
-        edge.sub(f"edgewatch/v1/{SITE}/{EDGE_A}/config/#")
+        edge.sub(f"{CONFIGS}/{SITE}/{EDGE_A}/#")
         edge.pub(topic_y, b'{"forged": true}')  # ... and to write one
         hub_pub.pub(topic_y, b'{"genuine": "y"}')
         hub_pub.pub(topic_x, b'{"genuine": "x"}')
@@ -392,7 +393,7 @@ def test_public_flood_feed_believes_only_the_configured_camera(
     p = public_feed(hub)[SPOT]
     assert p["state"] == "II" and p["last_known_state"] == "II" and p["level_cm"] == 85.0
     assert abs(datetime.fromisoformat(p["updated_at"]) - genuine_t) < timedelta(milliseconds=1)
-    history = json.loads(hub.get(f"/api/v1/hotspots/{SPOT}/history", auth=False))
+    history = hub.get(f"/api/v1/hotspots/{SPOT}/history", auth=False)
     assert [pt["level_cm"] for pt in history["points"]] == [85.0]
 
 
