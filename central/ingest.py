@@ -9,7 +9,6 @@ sequence number, so replays, duplicates and late arrivals never double-count.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -64,7 +63,7 @@ def _json(payload: bytes, limit: int) -> object:
         return contract.loads(payload, limit)
     except contract.PayloadTooLarge as exc:
         raise Rejected("too_large", str(exc)) from None
-    except (contract.PayloadError, json.JSONDecodeError) as exc:
+    except contract.PayloadError as exc:
         raise Rejected("malformed", str(exc)) from None
 
 

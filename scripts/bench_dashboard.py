@@ -2,10 +2,12 @@
 
     python scripts/bench_dashboard.py [--clients 1,25,100] [--alerts 20] [--json FILE]
 
-Starts mosquitto (or the embedded broker) and ``edgewatch hub run`` (SQLite) on loopback.
-For each number of dashboards it opens that many Server-Sent Event streams
-(``/api/v1/alerts/stream``, bearer tokens), publishes alerts to the broker as an edge does,
-and measures publish-to-received latency on every stream. The baseline is one stream,
+Starts a secured broker (``edgewatch broker run`` on a fresh broker folder: mosquitto, or
+the embedded broker; TLS, one account each for the hub and the bench's edge) and
+``edgewatch hub run`` (SQLite) on loopback. For each number of dashboards it opens that
+many Server-Sent Event streams (``/api/v1/alerts/stream``, bearer tokens), publishes
+alerts to the broker as an edge does (logged in as that edge's account), and measures
+publish-to-received latency on every stream. The baseline is one stream,
 measured in the same run. Login: ``POST /api/v1/auth/token`` (an Argon2id verify) against
 an authenticated ``GET /api/v1/auth/me`` (a SHA-256 lookup).
 """
@@ -13,10 +15,8 @@ an authenticated ``GET /api/v1/auth/me`` (a SHA-256 lookup).
 from __future__ import annotations
 
 import argparse
-import getpass
 import http.client
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,29 +31,43 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import paho.mqtt.client as mqtt  # noqa: E402
 import yaml  # noqa: E402
 
 from edgewatch import contract, procs  # noqa: E402
 from edgewatch.broker import free_port  # noqa: E402
+from edgewatch.brokerauth import BrokerDir, Role  # noqa: E402
+from edgewatch.mqtt import MqttSettings, make_client  # noqa: E402
 
 PASSWORD = "bench-password-1"
+HUB = "bench-hub"  # the hub's broker account (and its MQTT client id)
+SITE, EDGE = "hue", "edge-bench"  # the edge account the bench publishes alerts as
 
 
-def start_broker(tmp: Path) -> tuple[subprocess.Popen, int]:
+def start_broker(tmp: Path) -> tuple[subprocess.Popen, dict[str, dict]]:
+    """A secured broker of its own: ``edgewatch broker run`` on a fresh broker folder.
+
+    TLS, no anonymous clients, one account each (the hub's, and the edge account the bench
+    publishes alerts as) with their ACLs; mosquitto, or the embedded broker where none runs.
+    Returns the process and each account's ``mqtt:`` config (client id = account name).
+    """
+    bd = BrokerDir(tmp / "broker")
+    bd.init(["127.0.0.1", "localhost"])
     port = free_port()
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if Path(binary).exists():
-        conf = tmp / "mosquitto.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-        )
-        proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-    else:
-        proc = procs.spawn(procs.edgewatch_cmd("broker", "run", "--port", str(port)), tmp / "b.log")
+    accounts: dict[str, tuple[Role, str | None]] = {HUB: ("hub", None), EDGE: ("edge", SITE)}
+    mqtt_cfg = {}
+    for name, (role, site) in accounts.items():
+        password = bd.add(name, role, site=site, replace=True)
+        mqtt_cfg[name] = {
+            **bd.client_settings(name, password, "127.0.0.1", port),
+            "client_id": name,
+        }
+    proc = procs.spawn(
+        procs.edgewatch_cmd("broker", "run", "--dir", str(bd.path), "--port", str(port)),
+        tmp / "b.log",
+    )
     if not procs.wait_port(port, timeout=15):
-        raise SystemExit("broker did not start")
-    return proc, port
+        raise SystemExit("broker did not start: " + (tmp / "b.log").read_text()[-2000:])
+    return proc, mqtt_cfg
 
 
 def add_user(db_url: str) -> None:
@@ -121,23 +135,29 @@ def alert_payload() -> tuple[str, bytes]:
     eid = uuid.uuid4()
     now = datetime.now(UTC)
     msg = contract.EventMessage(
-        id=eid, type="new", seq=0, kind="object", analytic="bench", label="car", site="hue",
-        edge_id="edge-bench", camera_id="cam-1", start_time=now, frame_time=now, score=0.9,
+        id=eid, type="new", seq=0, kind="object", analytic="bench", label="car", site=SITE,
+        edge_id=EDGE, camera_id="cam-1", start_time=now, frame_time=now, score=0.9,
     )  # fmt: skip
     return str(eid), msg.model_dump_json().encode()
 
 
-def fan_out(port: int, mqtt_port: int, tok: str, clients: int, alerts: int) -> dict:
+def fan_out(port: int, edge_mqtt: dict, tok: str, clients: int, alerts: int) -> dict:
     streams = [Stream(port, tok) for _ in range(clients)]
     for s in streams:
         s.start()
     for s in streams:
         s.ready.wait(10)
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}")
-    pub.connect("127.0.0.1", mqtt_port)
+    # One publisher at a time on the edge's account: its client id is the account name.
+    settings = MqttSettings.model_validate(edge_mqtt)
+    pub = make_client(settings, EDGE, clean_session=True)
+    connected = threading.Event()
+    pub.on_connect = lambda *a: connected.set() if not a[3].is_failure else None
+    pub.connect(settings.host, settings.port)
     pub.loop_start()
+    if not connected.wait(10):
+        raise SystemExit(f"the broker refused the bench publisher ({EDGE})")
     sent: dict[str, float] = {}
-    topic = contract.events_topic("hue", "edge-bench")
+    topic = contract.events_topic(SITE, EDGE)
     for _ in range(alerts):
         eid, body = alert_payload()
         sent[eid] = time.time()
@@ -146,8 +166,8 @@ def fan_out(port: int, mqtt_port: int, tok: str, clients: int, alerts: int) -> d
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(len(s.seen) < alerts for s in streams):
         time.sleep(0.05)
-    pub.loop_stop()
     pub.disconnect()
+    pub.loop_stop()
     lat = [(s.seen[eid] - t0) * 1000 for s in streams for eid, t0 in sent.items() if eid in s.seen]
     missing = clients * alerts - len(lat)
     for s in streams:
@@ -192,14 +212,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(tempfile.mkdtemp()) if args.keep else Path(d)
         print(f"work dir: {tmp}", file=sys.stderr)
-        broker, mqtt_port = start_broker(tmp)
+        broker, mqtt_cfg = start_broker(tmp)
         db = f"sqlite:///{tmp / 'hub.sqlite3'}"
         add_user(db)
         port = free_port()
         cfg = {
             "database_url": db,
-            "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}"},
-            "mqtt_client_id": "bench-hub",
+            "mqtt": mqtt_cfg[HUB],
+            "mqtt_client_id": HUB,
             "http": {"host": "127.0.0.1", "port": port},
             "auth": {"login_max_failures": 1000},
             "log_level": "WARNING",
@@ -214,7 +234,8 @@ def main() -> int:
             time.sleep(1.0)  # the MQTT subscription
             tok = token(port)
             rows = [
-                fan_out(port, mqtt_port, tok, int(c), args.alerts) for c in args.clients.split(",")
+                fan_out(port, mqtt_cfg[EDGE], tok, int(c), args.alerts)
+                for c in args.clients.split(",")
             ]
             base = rows[0]["p50_ms"]
             for r in rows:

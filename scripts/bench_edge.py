@@ -15,12 +15,13 @@ rate (>= 90% of its samples) with capture-to-result lag under 2x its sample peri
 - ``fire``: 1 frame / 2 s of 1080p (``keyframes``), YOLOX-Nano 416;
 - ``traffic``: 10 frames / s of 720p (``all``: full decode, as tracking needs), YOLOX-Nano.
 
-The real edge worker (``edge.worker.EdgeWorker``, with MQTT to a real broker) runs each trial
-in a fresh process. The baseline, in the same run and on the same streams, is the typical
-script: one thread per camera, ``cv2.VideoCapture`` reading (decoding) every frame, and its
-own onnxruntime session called at the same sampling rate; it passes when every camera keeps
-up with the stream (>= 90% of 25 fps read; a live stream that is read slower only falls
-further behind) and gets its samples.
+The real edge worker (``edge.worker.EdgeWorker``, with MQTT to a real, secured broker: TLS,
+logged in with its own edge account) runs each trial in a fresh process. The baseline, in
+the same run and on the same streams, is the typical script: one thread per camera,
+``cv2.VideoCapture`` reading (decoding) every frame, and its own onnxruntime session called
+at the same sampling rate; it passes when every camera keeps up with the stream (>= 90% of
+25 fps read; a live stream that is read slower only falls further behind) and gets its
+samples.
 
 Prints a table and writes ``bench_edge.json`` (``--json``):
 ``{"profiles": {NAME: {"cameras", "baseline_cameras", "cpu_pct_per_camera",
@@ -47,6 +48,9 @@ sys.path.insert(0, str(ROOT))
 MOUNTS_PER_SIZE = 8
 GENERATIONS = 40  # copies of the mounts: one fresh set per trial
 GENERATION = -1
+# The worker's edge id, site and broker account (the client id is the account name, so
+# the trials, one worker each, run one after another on it).
+EDGE_ID = SITE = "bench"
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,9 @@ def trial_ours(spec: dict) -> dict:
         )
     cfg = EdgeConfig.model_validate(
         {
-            "edge_id": "bench",
-            "site": "bench",
-            "mqtt": {"url": spec["broker"]},
+            "edge_id": EDGE_ID,
+            "site": SITE,
+            "mqtt": spec["mqtt"],
             "spool_dir": spec["spool"],
             "models": {"dir": spec["models"], "threads": spec.get("threads", 1)},
             "status_interval_s": 10,
@@ -314,25 +318,31 @@ def prepare_media(work: Path, assets: Path) -> dict[str, Path]:
     return out
 
 
-def start_broker(work: Path) -> tuple[subprocess.Popen, str]:
+def start_broker(work: Path) -> tuple[subprocess.Popen, dict]:
+    """A secured broker of its own, and the worker's ``mqtt:`` config for it.
+
+    ``edgewatch broker run`` (mosquitto, or the embedded broker where none runs) on a fresh
+    broker folder: TLS, no anonymous clients, and the worker's edge account, which may
+    write only its own ``edgewatch/v1/{site}/{edge_id}/#``.
+    """
     from edgewatch import procs
     from edgewatch.broker import free_port
+    from edgewatch.brokerauth import BrokerDir
 
+    bd = BrokerDir(work / "broker")
+    shutil.rmtree(bd.path, ignore_errors=True)  # no accounts or sessions of an earlier run
+    bd.init(["127.0.0.1", "localhost"])
     port = free_port()
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if Path(binary).exists():
-        conf = work / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-        proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-    else:
-        proc = procs.spawn(
-            procs.edgewatch_cmd("broker", "run", "--port", str(port)), work / "broker.log"
-        )
+    password = bd.add(EDGE_ID, "edge", site=SITE)
+    proc = procs.spawn(
+        procs.edgewatch_cmd("broker", "run", "--dir", str(bd.path), "--port", str(port)),
+        bd.path / "broker.log",
+    )
     if not procs.wait_port(port, timeout=15):
-        sys.exit("bench: the MQTT broker did not start")
-    return proc, f"mqtt://127.0.0.1:{port}"
+        procs.stop(proc)
+        sys.exit(f"bench: the MQTT broker did not start (see {bd.path / 'broker.log'})")
+    settings = bd.client_settings(EDGE_ID, password, "127.0.0.1", port)
+    return proc, {**settings, "client_id": EDGE_ID}
 
 
 def main() -> int:
@@ -371,7 +381,7 @@ def main() -> int:
     mirror = default_mirror() or assets / "models"
     Registry(models).pull("yolox_nano", mirror=mirror)
     media = prepare_media(work, assets)
-    broker, broker_url = start_broker(work)
+    broker, edge_mqtt = start_broker(work)
     rtsp = None
     urls: dict[str, list[str]] = {}
     try:
@@ -405,7 +415,7 @@ def main() -> int:
             spec = {
                 "profile": {**p.__dict__},
                 "urls": urls[res],
-                "broker": broker_url,
+                "mqtt": edge_mqtt,
                 "models": str(models),
                 "threads": args.threads,
             }

@@ -2,9 +2,11 @@
 
     python scripts/bench_hotspots.py [--seconds 10] [--clients 8] [--json FILE]
 
-Starts the hub (`edgewatch hub run`, SQLite) with the 50 example hotspots, stores one
-reading per hotspot, then runs keep-alive HTTP clients on loopback for each mode and prints
-requests per second and bytes per response. Both modes are measured in the same run.
+Starts the hub (`edgewatch hub run`, SQLite) with the 50 example hotspots, on a secured
+broker of its own (`edgewatch broker run` on a fresh broker folder: TLS, the hub's own
+account), stores one reading per hotspot (from the camera each is configured with), then
+runs keep-alive HTTP clients on loopback for each mode and prints requests per second and
+bytes per response. Both modes are measured in the same run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -28,19 +31,43 @@ from central.app import create_app  # noqa: E402
 from central.config import HubConfig  # noqa: E402
 from edgewatch import contract, procs  # noqa: E402
 from edgewatch.broker import free_port  # noqa: E402
+from edgewatch.brokerauth import BrokerDir  # noqa: E402
+
+HUB = "bench-hub"  # the hub's broker account (and its MQTT client id)
 
 
 def seed(db_url: str, hotspots: Path) -> None:
     app = create_app(HubConfig(database_url=db_url, hotspots_file=hotspots), consume=False)
     now = datetime.now(UTC)
     for h in app.state.hotspots:
+        # the hub takes a hotspot's reading only from the camera it is configured with
+        cam = h.camera
+        if cam is None:
+            sys.exit(f"bench: hotspot {h.id} has no camera in {hotspots}")
         doc = contract.HotspotReading(
-            hotspot_id=h.id, camera_id="cam", analytic="flood", setup="gauge", time=now,
-            state="normal", level_state="normal", level_cm=42.0, period_s=3600,
+            hotspot_id=h.id, camera_id=cam.camera_id, analytic="flood", setup="gauge",
+            time=now, state="normal", level_state="normal", level_cm=42.0, period_s=3600,
         )  # fmt: skip
-        topic = contract.hotspot_topic("hue", "edge-01", h.id)
-        app.state.ingestor.handle(topic, doc.model_dump_json().encode())
+        topic = contract.hotspot_topic(cam.site, cam.edge_id, h.id)
+        if app.state.ingestor.handle(topic, doc.model_dump_json().encode()) == "rejected":
+            sys.exit(f"bench: the hub refused the reading of hotspot {h.id}")
     app.state.engine.dispose()
+
+
+def start_broker(tmp: Path) -> tuple[subprocess.Popen, dict]:
+    """A secured broker (mosquitto, or the embedded one) with the hub's account; its config."""
+    bd = BrokerDir(tmp / "broker")
+    bd.init(["127.0.0.1", "localhost"])
+    port = free_port()
+    password = bd.add(HUB, "hub", replace=True)
+    proc = procs.spawn(
+        procs.edgewatch_cmd("broker", "run", "--dir", str(bd.path), "--port", str(port)),
+        tmp / "broker.log",
+    )
+    if not procs.wait_port(port, timeout=15):
+        procs.stop(proc)
+        raise SystemExit("broker did not start: " + (tmp / "broker.log").read_text()[-2000:])
+    return proc, {**bd.client_settings(HUB, password, "127.0.0.1", port), "client_id": HUB}
 
 
 def load(port: int, seconds: float, clients: int, etag: str | None) -> dict:
@@ -84,11 +111,12 @@ def main() -> int:
         db = f"sqlite:///{tmp}/hub.sqlite3"
         hotspots = ROOT / "configs" / "hotspots.geojson"
         seed(db, hotspots)
+        broker, hub_mqtt = start_broker(Path(tmp))
         port = free_port()
         cfg = Path(tmp) / "hub.yaml"
         cfg.write_text(yaml.safe_dump({
             "database_url": db, "hotspots_file": str(hotspots),
-            "mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}"},
+            "mqtt": hub_mqtt, "mqtt_client_id": HUB,
             "http": {"host": "127.0.0.1", "port": port}, "log_level": "WARNING",
         }))  # fmt: skip
         proc = procs.spawn(procs.edgewatch_cmd("hub", "run", "-c", str(cfg)), Path(tmp) / "hub.log")
@@ -105,6 +133,7 @@ def main() -> int:
             cached = load(port, args.seconds, args.clients, etag)
         finally:
             procs.stop(proc, timeout=10)
+            procs.stop(broker)
     res = {
         "clients": args.clients,
         "seconds": args.seconds,
