@@ -57,7 +57,9 @@ CANDIDATES = (
         CameraRow.edge_id,
         CameraRow.camera_id,
         CameraRow.state.label("cam_state"),
-        CameraRow.updated_at.label("cam_at"),
+        # hub receipt time, not the edge's own clock: an edge an hour behind must not
+        # look an hour offline the moment it reports
+        CameraRow.received_at.label("cam_at"),
         CameraRow.error,
         CameraRow.lat,
         CameraRow.lon,

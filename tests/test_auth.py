@@ -286,9 +286,12 @@ def test_camera_offline_alert_waits_out_the_grace_period(client: TestClient) -> 
     dog = app.state.watchdog  # type: ignore[attr-defined]
     dog.stop()  # driven by hand here, with explicit times
     topic = contract.camera_status_topic(SITE, EDGE, "cam-9")
-    t0 = datetime.now(UTC) - timedelta(seconds=300)  # statuses in the past: never clamped
+    # This edge's clock is an hour behind: the outage is timed by the hub, not by the edge
+    # (an edge time would make the camera look an hour offline the moment it reports).
+    t0 = datetime.now(UTC) - timedelta(hours=1)
 
-    def status(state: str, at: datetime) -> None:
+    def status(state: str, at: datetime) -> datetime:
+        """Send a status; the grace counts from when the hub received it."""
         msg = contract.CameraStatus(
             camera_id="cam-9",
             state=state,
@@ -298,19 +301,20 @@ def test_camera_offline_alert_waits_out_the_grace_period(client: TestClient) -> 
             error="connection refused" if state == "offline" else None,
         )
         handle(client, topic, msg.model_dump_json().encode())
+        return datetime.now(UTC)
 
     def alerts() -> list[dict]:
         return client.get(
             "/api/v1/events?kind=camera_offline", headers=token(client, "olivia")
         ).json()["items"]
 
-    status("offline", t0)
-    assert dog.tick(t0 + timedelta(seconds=20)) == []  # inside the 30 s grace
-    status("online", t0 + timedelta(seconds=25))  # a flap: nobody is paged
-    assert dog.tick(t0 + timedelta(seconds=40)) == [] and alerts() == []
-    status("offline", t0 + timedelta(seconds=50))
-    assert dog.tick(t0 + timedelta(seconds=60)) == []
-    opened = dog.tick(t0 + timedelta(seconds=81))
+    r1 = status("offline", t0)
+    assert dog.tick(r1 + timedelta(seconds=20)) == []  # inside the 30 s grace
+    status("online", t0 + timedelta(seconds=1))  # a flap: nobody is paged
+    assert dog.tick(r1 + timedelta(seconds=40)) == [] and alerts() == []
+    r2 = status("offline", t0 + timedelta(seconds=2))
+    assert dog.tick(r2 + timedelta(seconds=10)) == []
+    opened = dog.tick(r2 + timedelta(seconds=31))
     assert len(opened) == 1
     [a] = alerts()
     assert (a["camera_id"], a["state"], a["attributes"]["reason"]) == (
@@ -318,9 +322,9 @@ def test_camera_offline_alert_waits_out_the_grace_period(client: TestClient) -> 
         "active",
         "connection refused",
     )
-    assert dog.tick(t0 + timedelta(seconds=90)) == []  # one alert, not one per tick
-    status("online", t0 + timedelta(seconds=95))
-    assert dog.tick(t0 + timedelta(seconds=96)) == opened
+    assert dog.tick(r2 + timedelta(seconds=40)) == []  # one alert, not one per tick
+    status("online", t0 + timedelta(seconds=3))
+    assert dog.tick(r2 + timedelta(seconds=45)) == opened
     assert alerts()[0]["state"] == "ended"
     # the edge's LWT takes its cameras offline too
     handle(client, contract.edge_status_topic(SITE, EDGE), b"offline")
