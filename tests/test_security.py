@@ -650,3 +650,42 @@ def test_ingest_rules_hold_on_each_database(db_url: str) -> None:
             assert edge is not None and abs(edge.clock_skew_s or 0) < 30
     finally:
         engine.dispose()
+
+
+def test_an_edge_subscribing_outside_its_grants_is_told_why(
+    tmp_path: Path, broker: Mosquitto, uid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A signal feed on a topic the edge may not read gets nothing from the broker (mosquitto
+    grants the subscription and delivers nothing): the edge says so in its log instead of
+    waiting silently for a signal that never comes; a feed under signals/ arrives."""
+    from edge.transport.publisher import Publisher
+    from edge.transport.spool import Spool
+
+    edge = f"sub-{uid}"
+    pub = Publisher(
+        broker.settings(edge, "edge", site="hue"),
+        edge,
+        Spool(tmp_path / "spool.sqlite3", max_bytes=1 << 20),
+        contract.edge_status_topic("hue", edge),
+    )
+    got: list[str] = []
+    pub.subscribe("city/signals/junction-7", lambda t, p: got.append(t))
+    pub.subscribe("edgewatch/v1/signals/ctl/junction-7", lambda t, p: got.append(t))
+    caplog.set_level("INFO", logger="edge.transport.publisher")
+    pub.start()
+    try:
+        wait_for(
+            lambda: any("outside this edge's grants" in r.getMessage() for r in caplog.records),
+            10,
+            what="the refused subscription logged",
+        )
+        refused = [r for r in caplog.records if "outside this edge" in r.getMessage()]
+        assert [r.topic for r in refused] == ["city/signals/junction-7"]  # type: ignore[attr-defined]
+        ctl = broker.client("ctl", "signal")
+        ctl.publish("edgewatch/v1/signals/ctl/junction-7", b'{"state": "red"}', qos=1)
+        wait_for(lambda: got, 10, what="the permitted signal feed")
+        assert got == ["edgewatch/v1/signals/ctl/junction-7"]
+        ctl.disconnect()
+        ctl.loop_stop()
+    finally:
+        pub.stop(drain_timeout_s=0)

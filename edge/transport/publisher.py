@@ -18,9 +18,14 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from edge.transport.spool import Message, Row, Spool
+from edgewatch import contract
 from edgewatch.mqtt import MqttSettings, connect_properties, make_client
 
 log = logging.getLogger(__name__)
+
+
+# What an edge account may read (edgewatch.brokerauth): the signal feeds and its config.
+READABLE = (f"{contract.ROOT}/signals/", f"{contract.ROOT}/config/")
 
 
 class Publisher:
@@ -61,7 +66,9 @@ class Publisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._subs: dict[str, Callable[[str, bytes], None]] = {}
+        self._sub_mids: dict[int, str] = {}
         self._pump_thread = threading.Thread(target=self._pump, name="mqtt-pump", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -120,8 +127,36 @@ class Publisher:
         """Receive ``topic`` (e.g. a signal controller's state); subscribed on every connect.
         The callback runs on the MQTT thread: keep it short."""
         self._subs[topic] = callback
+        if not topic.startswith(READABLE):
+            # mosquitto grants such a subscription and then silently delivers nothing
+            log.error(
+                "subscription outside this edge's grants: the broker will deliver nothing",
+                extra={
+                    "topic": topic,
+                    "hint": "an edge account reads only edgewatch/v1/signals/# and its own "
+                    "config; publish signal feeds there (docs/security.md)",
+                },
+            )
         if self.connected:
-            self._client.subscribe(topic, qos=1)
+            self._subscribe(self._client, topic)
+
+    def _subscribe(self, client, topic: str) -> None:  # type: ignore[no-untyped-def]
+        _rc, mid = client.subscribe(topic, qos=1)
+        if mid is not None:
+            self._sub_mids[mid] = topic
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+        topic = self._sub_mids.pop(mid, "?")
+        if any(rc.is_failure for rc in reason_codes):
+            # The broker's ACL said no: this edge's account may not read that topic.
+            log.error(
+                "broker refused a subscription",
+                extra={
+                    "topic": topic,
+                    "hint": "an edge account reads only edgewatch/v1/signals/# and its own "
+                    "config; put signal feeds there (docs/security.md)",
+                },
+            )
 
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         for pattern, callback in list(self._subs.items()):
@@ -137,7 +172,7 @@ class Publisher:
             return
         self.connects += 1
         for topic in list(self._subs):
-            client.subscribe(topic, qos=1)
+            self._subscribe(client, topic)
         info = client.publish(self.status_topic, b"online", qos=1, retain=True)
         with self._map_lock:
             self._own_mids.add(info.mid)
