@@ -25,7 +25,7 @@ from central.config import HubConfig
 from central.storage.models import AuthSessionRow, UserRow
 from edgewatch import contract, procs
 from tests.helpers import ensure_user
-from tests.test_hub import EDGE, EV_TOPIC, JPEG, SITE, event, handle
+from tests.test_hub import EDGE, EV_TOPIC, JPEG, SITE, event, handle, snap_ref
 
 PASSWORDS = {
     "admin": "admin-password-1",
@@ -115,7 +115,11 @@ def test_every_private_route_answers_401_to_a_logged_out_client(client: TestClie
 
 def test_roles_decide_evidence_actions_and_kinds(client: TestClient) -> None:
     car, fire = uuid.uuid4(), uuid.uuid4()
-    handle(client, EV_TOPIC, event(car, "new", 0, attributes={"plate": "75A-123.45"}))
+    handle(
+        client,
+        EV_TOPIC,
+        event(car, "new", 0, attributes={"plate": "75A-123.45"}, snapshot=snap_ref(car)),
+    )
     handle(client, contract.snapshot_topic(SITE, EDGE, str(car)), JPEG)
     handle(client, EV_TOPIC, event(fire, "new", 0, kind="forest_fire", label="fire"))
     viewer, ranger, operator = (
