@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from central.api import auth, cameras, events, health, hotspots, incidents, pages
+from central.api import auth, cameras, docs, events, health, hotspots, incidents, pages
+from central.api.security import SecurityHeaders
 from central.config import HubConfig
 from central.hotspots import load_hotspots
 from central.incidents import Dispatcher, IncidentManager, load_vapid
@@ -81,6 +83,12 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
         version="0.1.0",
         description="Events, cameras and edges reported by edgewatch edge workers over MQTT.",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI / ReDoc from a CDN with an inline script:
+        # central.api.docs serves the packaged copy instead.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        openapi_url="/openapi.json" if cfg.http.docs else None,
     )
     app.state.cfg = cfg
     app.state.engine = engine
@@ -97,4 +105,12 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.retention = retention
     for module in (auth, events, cameras, health, hotspots, incidents, pages):
         app.include_router(module.router)
+    if cfg.http.docs:
+        app.include_router(docs.router)
+    app.add_middleware(SecurityHeaders)
+    if cfg.http.trusted_proxies:
+        # The client address (login throttling, logs) and scheme come from X-Forwarded-*
+        # only when the peer is one of these; uvicorn's own default trust of 127.0.0.1 is
+        # off (cmd_hub_run), so a local client cannot claim any address it likes.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=cfg.http.trusted_proxies)
     return app

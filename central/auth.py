@@ -38,7 +38,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
         {"read", "evidence", "act", "review", "incidents", "users", "internal", "metrics"}
     ),
-    "operator": frozenset({"read", "evidence", "act", "review", "incidents", "internal"}),
+    "operator": frozenset(
+        {"read", "evidence", "act", "review", "incidents", "internal", "metrics"}
+    ),
     "ranger": frozenset({"read", "evidence", "act", "incidents"}),
     "viewer": frozenset({"read"}),
 }
@@ -153,8 +155,16 @@ def start_session(
 
 
 def resolve(
-    session: Session, secret: str, kind: Literal["cookie", "bearer"], settings: AuthSettings
+    session: Session,
+    secret: str,
+    kind: Literal["cookie", "bearer"],
+    settings: AuthSettings,
+    *,
+    touch: bool = True,
 ) -> User | None:
+    """The account behind a secret, or None when it is unknown, expired, idle too long or
+    its user disabled. ``touch=False`` checks without counting as use (a live stream's
+    re-checks must not keep an unattended session from idling out)."""
     row = session.get(AuthSessionRow, _digest(secret))
     if row is None or row.kind != kind:
         return None
@@ -171,7 +181,7 @@ def resolve(
     user = session.get(UserRow, row.user_id)
     if user is None or user.disabled:
         return None
-    if (now - seen).total_seconds() > 60:  # keep writes rare
+    if touch and (now - seen).total_seconds() > 60:  # keep writes rare
         row.last_seen_at = now
         session.commit()
     return User(user.id, user.username, user.role, kind, row.csrf)  # type: ignore[arg-type]
@@ -181,18 +191,29 @@ def end_session(session: Session, secret: str) -> None:
     session.execute(delete(AuthSessionRow).where(AuthSessionRow.token_sha256 == _digest(secret)))
 
 
+GLOBAL_KEY = "*"
+
+
 class LoginLimiter:
-    """Failed logins per user name and per client address in a sliding window.
+    """Failed logins per user name and per client address in a sliding window, and of all
+    of them together.
 
     Once either key has ``max_failures`` failures inside ``window_s``, further attempts
     are refused (429) until the oldest failure leaves the window, right password or not.
+    Every failure also counts against a global budget of ``global_max`` per window: a
+    spray of guesses spread over many names and addresses (each under its own limit)
+    still stops there.
     """
 
-    def __init__(self, max_failures: int, window_s: float) -> None:
+    def __init__(self, max_failures: int, window_s: float, global_max: int = 100) -> None:
         self.max = max_failures
+        self.global_max = global_max
         self.window = window_s
         self._fails: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+
+    def _limit(self, key: str) -> int:
+        return self.global_max if key == GLOBAL_KEY else self.max
 
     def _trim(self, key: str, now: float) -> deque[float]:
         q = self._fails.setdefault(key, deque())
@@ -205,16 +226,24 @@ class LoginLimiter:
         now = time.monotonic()
         with self._lock:
             waits = []
-            for key in keys:
+            for key in (*keys, GLOBAL_KEY):
                 q = self._trim(key, now)
-                if len(q) >= self.max:
-                    waits.append(self.window - (now - q[0]))
+                limit = self._limit(key)
+                if len(q) >= limit:
+                    # the attempt is allowed again once the count is below the limit
+                    waits.append(self.window - (now - q[len(q) - limit]))
             return max(waits, default=0.0)
+
+    def global_spent(self) -> bool:
+        """Whether the global budget is what refuses attempts now."""
+        now = time.monotonic()
+        with self._lock:
+            return len(self._trim(GLOBAL_KEY, now)) >= self.global_max
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
         with self._lock:
-            for key in keys:
+            for key in (*keys, GLOBAL_KEY):
                 self._trim(key, now).append(now)
             if len(self._fails) > 10000:  # bound memory under a spray of names
                 for k in [k for k, q in self._fails.items() if not q]:

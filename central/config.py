@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +19,30 @@ class _Strict(BaseModel):
 class HttpSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; default none: the client address is the peer's, "
+        "whatever a request's headers claim",
+    )
+    docs: bool = Field(
+        True,
+        description="serve the API documentation (/docs, Swagger UI from the installed "
+        "swagger-ui-bundle package, never a CDN) and /openapi.json",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return out
 
 
 class Limits(_Strict):
@@ -52,6 +78,20 @@ class Limits(_Strict):
 
 
 FIRE_KINDS = ("forest_fire", "straw_burning", "smoke")
+
+DEFAULT_PUSH_HOSTS = (
+    "fcm.googleapis.com",  # Chrome, Edge on Android, most Chromium browsers
+    "updates.push.services.mozilla.com",  # Firefox
+    "*.notify.windows.com",  # Edge on Windows (WNS)
+    "web.push.apple.com",  # Safari
+    "*.push.apple.com",
+)
+# a DNS name whose last label starts with a letter (so never an IPv4 or IPv6 address),
+# optionally "*." in front (any name under it) and ":PORT" behind
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+PUSH_HOST_RE = re.compile(
+    rf"(\*\.)?(?:{_LABEL}\.)*[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?(:[0-9]{{1,5}})?"
+)
 
 
 class Channel(_Strict):
@@ -139,8 +179,9 @@ class IncidentSettings(_Strict):
     ops_team: str | None = Field(None, description="escalation of last resort (the IOC)")
     secret: str | None = Field(
         None,
-        description="signs ack links in notifications; set it (or EDGEWATCH_INCIDENTS__SECRET) "
-        "outside the demo: the default is random per start, which breaks links on a restart",
+        description="signs ack links in notifications (or EDGEWATCH_INCIDENTS__SECRET); when "
+        "unset, a random key is generated once and kept in the database (table hub_secrets), "
+        "so links survive restarts and are shared by hubs on one database",
     )
     ack_link_ttl_s: int = Field(
         3600,
@@ -152,6 +193,26 @@ class IncidentSettings(_Strict):
     retry_max_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(30, ge=1)
     public_url: str = Field("http://127.0.0.1:8000", description="base of links sent out")
+    delivery_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="a webhook or push service silent this long has failed"
+    )
+    max_parallel_deliveries: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="deliveries in flight at once, at most one per target (webhook URL, push "
+        "endpoint, MQTT topic), so a hung target holds up only its own queue",
+    )
+    breaker_failures: int = Field(
+        3, ge=1, description="consecutive failures of one target that open its circuit"
+    )
+    breaker_open_s: float = Field(
+        30.0,
+        gt=0,
+        description="an open circuit defers the target's deliveries this long, then lets one "
+        "attempt through; each failed probe doubles it, up to breaker_max_open_s",
+    )
+    breaker_max_open_s: float = Field(300.0, gt=0)
 
 
 class PushSettings(_Strict):
@@ -160,6 +221,36 @@ class PushSettings(_Strict):
     )
     subject: str = Field("mailto:ioc@example.org", description="VAPID contact (mailto: or URL)")
     ttl_s: int = Field(3600, ge=0)
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PUSH_HOSTS),
+        description="push services a browser subscription may point at: a host name, or "
+        "*.DOMAIN for any name under DOMAIN; port 443 unless written HOST:PORT. Endpoints must "
+        "be https; IP addresses are never accepted",
+    )
+    max_subscriptions_per_team: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description="further subscriptions to a team are refused (409) until push services "
+        "report old ones gone (they are dropped then) or an operator removes some",
+    )
+    ca_file: Path | None = Field(
+        None, description="CA bundle to verify push services with (default: the system's)"
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        out = []
+        for entry in value:
+            e = entry.strip().lower().rstrip(".")
+            if not PUSH_HOST_RE.fullmatch(e):
+                raise ValueError(
+                    f"allowed_hosts: {entry!r} is not HOST, *.DOMAIN or either with :PORT "
+                    "(no IP addresses, no bare *)"
+                )
+            out.append(e)
+        return out
 
 
 class AuthSettings(_Strict):
@@ -177,6 +268,20 @@ class AuthSettings(_Strict):
         5, ge=1, description="failed logins per user name or client before a lock-out"
     )
     login_window_s: float = Field(300.0, gt=0, description="window the failures are counted in")
+    login_global_max_failures: int = Field(
+        100,
+        ge=1,
+        description="failed logins of all names and clients together within login_window_s "
+        "before every login is refused for a while: bounds a password spray spread over "
+        "many addresses",
+    )
+    stream_recheck_s: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        description="an open live stream re-checks its session this often (and at once "
+        "on a logout or account change in this hub): it ends when the session did",
+    )
 
 
 class AlertSettings(_Strict):

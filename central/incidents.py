@@ -10,8 +10,16 @@
   holds its (estimated, else camera) position.
 - **Delivery.** One row per recipient and notification in ``deliveries``; the
   :class:`Dispatcher` sends them at least once, retrying with exponential backoff, and logs
-  each attempt. A cooldown per incident keeps merged alerts from re-notifying. Teams with a
-  ``digest_s`` get one digest per period instead of a message per incident.
+  each attempt. Targets (a webhook URL, a push endpoint, an MQTT topic) are served
+  concurrently, one attempt in flight per target, and a :class:`CircuitBreaker` per target
+  defers the deliveries of one that keeps failing: a hung gateway holds up only its own
+  queue. Webhooks never follow redirects (a 3xx is a failure, retried). A cooldown per
+  incident keeps merged alerts from re-notifying. Teams with a ``digest_s`` get one digest
+  per period instead of a message per incident.
+- **Web Push endpoints** must be https URLs on a push service of ``push.allowed_hosts``
+  (never an IP address), at most ``push.max_subscriptions_per_team`` per team: a browser
+  subscription is a URL the hub will POST to, and an enrolment token is no proof of good
+  intent.
 - **Escalation.** An urgent incident nobody acknowledged within the team's ``ack_timeout_s``
   is sent to the team's ``escalate_to`` (else the ops team), again and again up the chain.
   ``acknowledge`` stops it; every state change is in the audit trail.
@@ -22,9 +30,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -32,17 +42,18 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Column, MetaData, String, Table, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from central.config import FIRE_KINDS, Channel, HubConfig, Team
-from central.storage.db import as_utc
+from central.config import FIRE_KINDS, Channel, HubConfig, PushSettings, Team
+from central.storage.db import UTCDateTime, as_utc
 from central.storage.models import (
     AckTokenUsedRow,
     DeliveryRow,
@@ -187,6 +198,147 @@ class AckSigner:
         return AckToken(team_id, expires, nonce)
 
 
+# the hub's own generated secrets (migration 0008); a Core table: nothing but this module
+# reads or writes it
+hub_secrets = Table(
+    "hub_secrets",
+    MetaData(),
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+ACK_SECRET_NAME = "incidents.ack_link"
+
+
+def stored_secret(sessions: sessionmaker[Session], name: str) -> str:
+    """The secret ``name`` from the database, generated (32 random bytes) on first use. Hubs
+    sharing a database race to create it; the first insert wins and all read that one."""
+    query = select(hub_secrets.c.value).where(hub_secrets.c.name == name)
+    with sessions() as session:
+        value = session.execute(query).scalar_one_or_none()
+    if value is not None:
+        return value
+    try:
+        with sessions.begin() as session:
+            session.execute(
+                insert(hub_secrets).values(
+                    name=name, value=secrets.token_urlsafe(32), created_at=_now()
+                )
+            )
+        log.info("secret generated and stored in the database", extra={"secret_name": name})
+    except IntegrityError:
+        pass  # another hub on this database made it first
+    with sessions() as session:
+        return session.execute(query).scalar_one()
+
+
+# --------------------------------------------------------------------------- push endpoints
+
+MAX_PUSH_ENDPOINT = 512  # deliveries.target holds this much
+_HOST_CHARS = re.compile(r"[a-z0-9.-]+")
+
+
+class PushRefused(Exception):
+    """A subscription the hub will not take; ``status`` is the HTTP answer (422 or 409)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _host_allowed(host: str, port: int, allowed: list[str]) -> bool:
+    for entry in allowed:
+        pattern, _, want = entry.partition(":")
+        if port != (int(want) if want else 443):
+            continue
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+def push_endpoint_problem(endpoint: str, push: PushSettings) -> str | None:
+    """Why the hub may not POST to this Web Push endpoint, or None when it may: https only,
+    no user info, never an IP address, a host (and port) of ``push.allowed_hosts``."""
+    if len(endpoint) > MAX_PUSH_ENDPOINT:
+        return f"the endpoint is longer than {MAX_PUSH_ENDPOINT} characters"
+    try:
+        url = urlsplit(endpoint)
+        port = url.port or 443
+    except ValueError:
+        return "the endpoint is not a valid URL"
+    if url.scheme != "https":
+        return "a push endpoint must be an https URL"
+    if "@" in url.netloc:
+        return "a push endpoint may not carry a user name or password"
+    host = (url.hostname or "").rstrip(".")
+    if not host:
+        return "the endpoint has no host"
+    if not _HOST_CHARS.fullmatch(host):
+        return "the endpoint's host is not a DNS name"
+    try:
+        ipaddress.ip_address(host)
+        return "a push endpoint must name a push service, not an IP address"
+    except ValueError:
+        pass
+    if not _host_allowed(host, port, push.allowed_hosts):
+        shown = host if port == 443 else f"{host}:{port}"
+        return f"{shown} is not a push service this hub sends to (push.allowed_hosts)"
+    return None
+
+
+def admit_push_subscription(
+    session: Session, push: PushSettings, team_id: str, endpoint: str
+) -> None:
+    """Raise :class:`PushRefused` unless ``endpoint`` may join ``team_id``: the endpoint
+    policy (422), and the team's cap (409; the (N+1)th is refused, nothing is evicted, so
+    whoever holds the enrolment token cannot push rangers' phones out). An endpoint already
+    subscribed to the team may always renew its keys."""
+    problem = push_endpoint_problem(endpoint, push)
+    if problem is not None:
+        log.warning(
+            "push subscription refused",
+            extra={"team": team_id, "reason": problem, "target": redact_url(endpoint)},
+        )
+        raise PushRefused(422, f"push endpoint refused: {problem}")
+    mine = session.execute(
+        select(PushSubscriptionRow.id).where(
+            PushSubscriptionRow.endpoint == endpoint, PushSubscriptionRow.team_id == team_id
+        )
+    ).scalar_one_or_none()
+    if mine is not None:
+        return
+    have = session.execute(
+        select(func.count())
+        .select_from(PushSubscriptionRow)
+        .where(PushSubscriptionRow.team_id == team_id)
+    ).scalar_one()
+    cap = push.max_subscriptions_per_team
+    if have >= cap:
+        log.warning("push subscription refused: team is full", extra={"team": team_id, "cap": cap})
+        raise PushRefused(
+            409,
+            f"team {team_id} already has the maximum of {cap} push subscriptions "
+            "(push.max_subscriptions_per_team); ones whose push service reports them gone are "
+            "dropped, or ask an operator to remove stale ones",
+        )
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` and a marker: webhook and push URLs carry secrets in their
+    path or query (a Slack hook, a push endpoint's token), so logs get no more than this."""
+    try:
+        u = urlsplit(url)
+        host = u.hostname or "?"
+        port = f":{u.port}" if u.port else ""
+    except ValueError:
+        return "<unparsable url>"
+    rest = "/..." if (u.path not in ("", "/") or u.query or u.fragment) else ""
+    return f"{u.scheme}://{host}{port}{rest}"
+
+
 # --------------------------------------------------------------------------- manager
 
 
@@ -195,12 +347,13 @@ class IncidentManager:
         self.cfg = cfg
         self.settings = cfg.incidents
         self.sessions = sessions
-        self.signer = AckSigner(cfg.incidents.secret, cfg.incidents.ack_link_ttl_s)
-        if cfg.teams and not cfg.incidents.secret:
-            log.warning(
-                "incidents.secret is not set: ack links are signed with a random key and stop "
-                "working when the hub restarts (set it, or EDGEWATCH_INCIDENTS__SECRET)"
-            )
+        secret = cfg.incidents.secret
+        if not secret:
+            # generated once and kept in the database: links survive a restart
+            secret = stored_secret(sessions, ACK_SECRET_NAME)
+            if cfg.teams:
+                log.info("incidents.secret is not set: ack links use the key in the database")
+        self.signer = AckSigner(secret, cfg.incidents.ack_link_ttl_s)
         self.wake = threading.Event()  # wakes the dispatcher
         self.queued = False  # deliveries added in the current transaction
 
@@ -391,10 +544,7 @@ class IncidentManager:
         for ch in team.channels:
             targets: list[str]
             if ch.type == "webpush":
-                subs = session.execute(
-                    select(PushSubscriptionRow).where(PushSubscriptionRow.team_id == team.id)
-                ).scalars()
-                targets = [s.endpoint for s in subs]
+                targets = self._push_targets(session, team.id)
             elif ch.type == "mqtt":
                 targets = [ch.topic or TEAM_TOPIC.format(team=team.id)]
             else:
@@ -417,6 +567,29 @@ class IncidentManager:
                 n += 1
         self.queued = True  # the caller wakes the dispatcher once its transaction commits
         return n
+
+    def _push_targets(self, session: Session, team_id: str) -> list[str]:
+        """The team's newest subscriptions, up to the cap, that the endpoint policy allows
+        (rows stored before the policy, or before a narrower allow-list, are never sent)."""
+        push = self.cfg.push
+        subs = session.execute(
+            select(PushSubscriptionRow.endpoint)
+            .where(PushSubscriptionRow.team_id == team_id)
+            .order_by(PushSubscriptionRow.created_at.desc(), PushSubscriptionRow.id.desc())
+        ).scalars()
+        targets: list[str] = []
+        refused = 0
+        for endpoint in subs:
+            if push_endpoint_problem(endpoint, push) is not None:
+                refused += 1
+            elif len(targets) < push.max_subscriptions_per_team:
+                targets.append(endpoint)
+        if refused:
+            log.warning(
+                "push subscriptions skipped: refused by the endpoint policy",
+                extra={"team": team_id, "count": refused},
+            )
+        return targets
 
     def committed(self) -> None:
         """Call after the transaction that may have queued deliveries has committed."""
@@ -560,8 +733,110 @@ def is_fire_kind(kind: str) -> bool:
 # --------------------------------------------------------------------------- dispatcher
 
 
+@dataclass
+class _Circuit:
+    failures: int = 0  # consecutive
+    open_until: float = 0.0
+    cooldown: float = 0.0
+
+
+@dataclass
+class CircuitBreaker:
+    """One circuit per delivery target. ``failures`` consecutive failures open it: for
+    ``open_s`` its deliveries are deferred without an attempt; then one attempt (the probe)
+    goes through. A probe that fails reopens it for twice as long (up to ``max_open_s``), a
+    success closes it. The dispatcher keeps at most one attempt per target in flight, so
+    there is one probe at a time."""
+
+    failures: int = 3
+    open_s: float = 30.0
+    max_open_s: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    _circuits: dict[str, _Circuit] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def blocked_for(self, key: str) -> float:
+        """Seconds until ``key`` may be tried again; 0 when it may be now."""
+        with self._lock:
+            c = self._circuits.get(key)
+            if c is None or c.failures < self.failures:
+                return 0.0
+            return max(0.0, c.open_until - self.clock())
+
+    def consecutive_failures(self, key: str) -> int:
+        with self._lock:
+            c = self._circuits.get(key)
+            return 0 if c is None else c.failures
+
+    def record(self, key: str, ok: bool) -> str | None:
+        """Count an attempt's outcome: ``"opened"`` when this failure opened (or reopened)
+        the circuit, ``"closed"`` when this success closed an open one, else None."""
+        with self._lock:
+            c = self._circuits.get(key)
+            if ok:
+                if c is None:
+                    return None
+                del self._circuits[key]  # closed circuits are not kept
+                return "closed" if c.failures >= self.failures else None
+            if c is None:
+                c = self._circuits[key] = _Circuit(cooldown=self.open_s)
+            c.failures += 1
+            if c.failures < self.failures:
+                return None
+            if c.failures > self.failures:  # a failed probe
+                c.cooldown = min(self.max_open_s, c.cooldown * 2)
+            c.open_until = self.clock() + c.cooldown
+            return "opened"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook answer of 3xx is an error: urllib raises HTTPError instead of following it
+    (it would re-send a POST as a GET, signature headers and all, without the body)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _Refused(Exception):
+    """A delivery that policy forbids: failed at once, never retried, no circuit count."""
+
+
+def _push_session(push: PushSettings) -> Any:
+    """A requests session for one push attempt: no redirects (a 3xx is an error, since
+    pywebpush raises on any status above 202), and ``push.ca_file`` when set (passed with
+    each request: a session's own ``verify`` loses to REQUESTS_CA_BUNDLE in the environment)."""
+    import requests
+
+    ca = str(push.ca_file) if push.ca_file is not None else None
+
+    class NoRedirectSession(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            kwargs["allow_redirects"] = False
+            if ca is not None:
+                kwargs["verify"] = ca
+            return super().request(*args, **kwargs)
+
+    return NoRedirectSession()
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>)]+")
+_URL_PATH_IN_TEXT = re.compile(r"(url: )(/[^\s'\"<>)]*)")
+
+
+def scrub(error: str) -> str:
+    """An error message with any URL cut to its origin and any request path dropped:
+    requests and urllib3 name them in their errors, and they carry secrets."""
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), error)
+    return _URL_PATH_IN_TEXT.sub(lambda m: m.group(1) + "/...", text)
+
+
 class Dispatcher:
-    """Sends due deliveries, at least once: success marks them sent, failure retries later."""
+    """Sends due deliveries, at least once: success marks them sent, failure retries later.
+
+    The loop thread only picks rows: each attempt runs in a thread of its own, at most one
+    per target and ``incidents.max_parallel_deliveries`` in all, so a slow or hung target
+    delays nobody else's notifications; rows of a target whose circuit is open are deferred
+    without an attempt (see :class:`CircuitBreaker`)."""
 
     def __init__(
         self,
@@ -578,6 +853,10 @@ class Dispatcher:
         self.mqtt_publish = mqtt_publish
         self.vapid_key = vapid_key
         self.on_result = on_result
+        s = cfg.incidents
+        self.breaker = CircuitBreaker(s.breaker_failures, s.breaker_open_s, s.breaker_max_open_s)
+        self._busy: set[str] = set()  # targets with an attempt in flight
+        self._busy_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
         self._last_tick = 0.0
@@ -586,6 +865,8 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stops picking rows; attempts in flight are daemon threads, cut short at exit (an
+        interrupted attempt's row stays pending and is sent again: at least once)."""
         self._stop.set()
         self.manager.wake.set()
         self._thread.join(timeout=10)
@@ -602,25 +883,81 @@ class Dispatcher:
             self.manager.wake.wait(0.25)
             self.manager.wake.clear()
 
+    def in_flight(self) -> int:
+        with self._busy_lock:
+            return len(self._busy)
+
     def run_due(self, now: datetime | None = None) -> int:
+        """Start an attempt for each due target that has none in flight: the number started."""
         now = now or _now()
+        with self._busy_lock:
+            busy = set(self._busy)
+        free = self.cfg.incidents.max_parallel_deliveries - len(busy)
+        if free <= 0:
+            return 0
+        query = select(DeliveryRow).where(
+            DeliveryRow.state == "pending", DeliveryRow.next_attempt_at <= now
+        )
+        if busy:  # their rows wait for the attempt in flight; they must not fill the batch
+            query = query.where(DeliveryRow.target.not_in(busy))
         with self.sessions() as session:
-            rows = list(
-                session.execute(
-                    select(DeliveryRow)
-                    .where(DeliveryRow.state == "pending", DeliveryRow.next_attempt_at <= now)
-                    .order_by(DeliveryRow.id)
-                    .limit(50)
-                ).scalars()
-            )
+            rows = list(session.execute(query.order_by(DeliveryRow.id).limit(200)).scalars())
+        started = 0
+        deferred: dict[str, float] = {}
         for row in rows:
+            key = row.target
+            if key in busy or key in deferred:
+                continue  # one attempt per target at a time, oldest row first
+            wait = self.breaker.blocked_for(key)
+            if wait > 0:
+                deferred[key] = wait
+                continue
+            busy.add(key)
+            with self._busy_lock:
+                self._busy.add(key)
+            threading.Thread(
+                target=self._run, args=(row,), name=f"delivery-{row.id}", daemon=True
+            ).start()
+            started += 1
+            if started >= free:
+                break
+        if deferred:
+            self._defer(deferred, now)
+        return started
+
+    def _defer(self, deferred: dict[str, float], now: datetime) -> None:
+        with self.sessions.begin() as session:
+            for key, wait in deferred.items():
+                n = self.breaker.consecutive_failures(key)
+                session.execute(
+                    update(DeliveryRow)
+                    .where(
+                        DeliveryRow.state == "pending",
+                        DeliveryRow.target == key,
+                        DeliveryRow.next_attempt_at <= now,
+                    )
+                    .values(
+                        next_attempt_at=now + timedelta(seconds=wait),
+                        last_error=f"circuit open after {n} consecutive failures of this "
+                        f"target; next try in {wait:.0f} s",
+                    )
+                )
+
+    def _run(self, row: DeliveryRow) -> None:
+        try:
             self._attempt(row)
-        return len(rows)
+        except Exception:
+            log.exception("delivery error", extra={"delivery": row.id})
+        finally:
+            with self._busy_lock:
+                self._busy.discard(row.target)
+            self.manager.wake.set()  # the target's next row may go now
 
     def _attempt(self, row: DeliveryRow) -> None:
         s = self.cfg.incidents
         error = None
         gone = False
+        refused = False
         try:
             body = json.dumps(row.payload, separators=(",", ":")).encode()
             if row.channel == "webhook":
@@ -633,8 +970,11 @@ class Dispatcher:
                 gone = self._webpush(row, body)
             else:
                 raise RuntimeError(f"unknown channel {row.channel}")
+        except _Refused as exc:
+            error, refused = str(exc), True
         except Exception as exc:  # every failure is retried
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = scrub(f"{type(exc).__name__}: {exc}")[:500]
+        transition = None if refused else self.breaker.record(row.target, error is None)
         with self.sessions.begin() as session:
             r = session.get(DeliveryRow, row.id)
             if r is None:
@@ -650,12 +990,14 @@ class Dispatcher:
                         PushSubscriptionRow.endpoint == r.target
                     )
                 )
-            elif r.attempts >= s.max_attempts:
+            elif refused or r.attempts >= s.max_attempts:
                 r.state, r.last_error = "failed", error
             else:
                 delay = min(s.retry_max_s, s.retry_initial_s * 2 ** (r.attempts - 1))
                 r.next_attempt_at, r.last_error = now + timedelta(seconds=delay), error
             ok = r.state == "sent"
+            attempt = r.attempts
+        target = row.target if row.channel == "mqtt" else redact_url(row.target)
         log.log(
             logging.INFO if ok else logging.WARNING,
             "delivery",
@@ -664,11 +1006,24 @@ class Dispatcher:
                 "channel": row.channel,
                 "team": row.team_id,
                 "incident": row.incident_id,
-                "attempt": row.attempts + 1,
+                "target": target,
+                "attempt": attempt,
                 "ok": ok,
                 "error": error,
             },
         )
+        if transition == "opened":
+            log.warning(
+                "delivery circuit open",
+                extra={
+                    "channel": row.channel,
+                    "target": target,
+                    "failures": self.breaker.consecutive_failures(row.target),
+                    "retry_in_s": round(self.breaker.blocked_for(row.target), 1),
+                },
+            )
+        elif transition == "closed":
+            log.info("delivery circuit closed", extra={"channel": row.channel, "target": target})
         if self.on_result:
             self.on_result(row.channel, ok)
 
@@ -696,9 +1051,16 @@ class Dispatcher:
                 "X-Edgewatch-Signature": f"sha256={mac}",
             },
         )
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            if not 200 <= resp.status < 300:
-                raise RuntimeError(f"HTTP {resp.status}")
+        opener = urllib.request.build_opener(_NoRedirects)
+        try:
+            with opener.open(req, timeout=self.cfg.incidents.delivery_timeout_s) as resp:
+                if not 200 <= resp.status < 300:
+                    raise RuntimeError(f"HTTP {resp.status}")
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if 300 <= exc.code < 400:
+                raise RuntimeError(f"HTTP {exc.code}: webhooks do not follow redirects") from None
+            raise RuntimeError(f"HTTP {exc.code}") from None
 
     def _webpush(self, row: DeliveryRow, body: bytes) -> bool:
         """True when the push service says the subscription is gone."""
@@ -710,8 +1072,12 @@ class Dispatcher:
             ).scalar_one_or_none()
         if sub is None:
             return True
+        problem = push_endpoint_problem(sub.endpoint, self.cfg.push)
+        if problem is not None:  # queued before the allow-list changed
+            raise _Refused(f"push endpoint refused: {problem}")
         if self.vapid_key is None:
             raise RuntimeError("no VAPID key")
+        http = _push_session(self.cfg.push)
         try:
             webpush(
                 subscription_info={
@@ -722,13 +1088,16 @@ class Dispatcher:
                 vapid_private_key=str(self.vapid_key),
                 vapid_claims={"sub": self.cfg.push.subject},
                 ttl=self.cfg.push.ttl_s,
-                timeout=5,
+                timeout=self.cfg.incidents.delivery_timeout_s,
+                requests_session=http,
             )
         except WebPushException as exc:
             status = getattr(exc.response, "status_code", None)
             if status in (404, 410):
                 return True
-            raise RuntimeError(f"push service: {status} {exc}") from None
+            raise RuntimeError(f"push service: HTTP {status}") from None
+        finally:
+            http.close()
         return False
 
 

@@ -51,6 +51,12 @@ class LiveBus:
         doc = self.loader(event_id) if self.loader is not None else None
         self.publish({"type": "event", "id": event_id, "doc": doc})
 
+    def sessions_changed(self) -> None:
+        """A session ended or an account changed: every open stream re-checks its own
+        credentials now instead of at its next periodic check."""
+        if self._subs:
+            self.publish({"type": "sessions"})
+
     def subscribe(self) -> Subscriber:
         sub = Subscriber(asyncio.get_running_loop())
         with self._lock:

@@ -138,15 +138,52 @@ class FloodAnalytic(_Strict):
         description="alarm levels, ascending; road_cover default ankle 10 / knee 40 / "
         "impassable 60 cm",
     )
+    water: Literal["darker", "brighter", "any"] = Field(
+        "darker",
+        description="gauge, virtual_gauge: the water against the face above it: darker "
+        "(a gauge, a target board, concrete; day and IR night), brighter (a dark wall over "
+        "sky-lit water) or any",
+    )
+    mark_cm: float = Field(
+        6.0,
+        gt=0,
+        le=100,
+        description="gauge, virtual_gauge: marks shorter than this along the line (ticks, "
+        "numbers, bolts, a dirt line, glints) are not taken for the waterline",
+    )
+    search_lines: int = Field(
+        5, ge=1, le=32, description="parallel lines across the strip that must agree"
+    )
+    min_confidence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="readings less sure than this are unknown (low_confidence) and never "
+        "move the alarm state",
+    )
     margin_cm: float = Field(
         5.0, ge=5, description="a level clears only this far below it (hysteresis)"
     )
-    hold_s: float = Field(600.0, ge=0, description="... for this long")
+    hold_s: float = Field(
+        600.0, ge=0, description="... in confident readings spanning at least this long"
+    )
+    clear_readings: int = Field(
+        3,
+        ge=2,
+        le=100,
+        description="... and at least this many of them in a row (an unknown starts again)",
+    )
     smoothing: int = Field(
         5, ge=1, le=15, description="median (trend-following) over this many readings"
     )
     max_rate_cm_per_min: float = Field(
-        5.0, gt=0, description="faster changes are rejected as physically impossible"
+        2.0,
+        gt=0,
+        description="plausible change per minute between two readings; a larger change "
+        "(plus jump_tolerance_cm) waits for the next reading to confirm it",
+    )
+    jump_tolerance_cm: float = Field(
+        5.0, ge=0, description="what two readings may differ by at once (waves, noise)"
     )
     trend_window_s: float = Field(1200.0, ge=60, description="rate of rise over this window")
     temporal_median: int = Field(
@@ -395,16 +432,48 @@ TrafficRuleConfig = Annotated[
 ]  # fmt: skip
 
 
-class SignalSource(_Strict):
-    """Where a junction's signal state comes from."""
+class SignalLamp(_Strict):
+    """One lamp of a fixed signal head, marked once on a snapshot of the camera."""
 
-    source: Literal["model", "mqtt"]
+    at: tuple[float, float] = Field(description="the lamp's centre, fractions of width, height")
+    radius: float = Field(gt=0, le=0.2, description="the lamp's radius, fraction of the width")
+    colour: Literal["red", "amber", "green"] | None = Field(
+        None,
+        description="the lamp's colour: the lit lamp's hue must agree with it; none: the "
+        "hue alone decides (weaker, for a head whose layout is not known)",
+    )
+    arrow: bool = Field(False, description="an arrow lamp: reported, not the head's state")
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: tuple[float, float]) -> tuple[float, float]:
+        _fractions([value], "lamp")
+        return value
+
+
+class SignalSource(_Strict):
+    """Where a junction's signal state comes from: the controller (``mqtt``), or the
+    camera, by the OpenLenda model on the head's region (``model``) or by the configured
+    lamps of a fixed head (``lamps``). A camera's state counts for a red-light violation
+    only between two looks that saw the same state."""
+
+    source: Literal["model", "mqtt", "lamps"]
     model: str = Field("openlenda_nano", description="model: traffic-light detector id")
     region: tuple[float, float, float, float] | None = Field(
         None, description="model: x1, y1, x2, y2 (fractions) around the signal head"
     )
+    mirror: bool = Field(
+        False,
+        description="model: flip the view first; set it for horizontal heads with red on "
+        "the left (OpenLenda learned Japan's, red on the right); never for vertical heads",
+    )
+    lamps: list[SignalLamp] = Field(
+        default_factory=list, description="lamps: the head's lamps (two or more, not arrows)"
+    )
     min_score: float = Field(0.15, gt=0, le=1, description="model: OpenLenda scores low")
-    period_s: float = Field(0.5, ge=0.1, le=5, description="model: seconds between looks")
+    period_s: float = Field(
+        0.5, ge=0.1, le=5, description="model, lamps: seconds between looks at the head"
+    )
     topic: str | None = Field(
         None, description='mqtt: the controller\'s topic; JSON {"state": "red", "time": ISO}'
     )
@@ -415,6 +484,11 @@ class SignalSource(_Strict):
             raise ValueError("region: the model source needs the signal head's region")
         if self.source == "mqtt" and not self.topic:
             raise ValueError("topic: the mqtt source needs the controller's topic")
+        if self.source == "lamps" and sum(not lp.arrow for lp in self.lamps) < 2:
+            raise ValueError(
+                "lamps: the lamps source needs the head's lamps, two or more that are not "
+                "arrows (the lit one must stand out from the others)"
+            )
         return self
 
 
@@ -424,7 +498,15 @@ class EvidenceSettings(_Strict):
     post_s: float = Field(4.0, ge=0.5, le=30, description="clip ends this long after")
     ring_s: float = Field(30.0, ge=5, le=300, description="video kept in memory per camera")
     ring_mb: float = Field(64.0, ge=4, le=1024)
-    plates: bool = Field(True, description="read plates (rapidocr-onnxruntime)")
+    plates: bool = Field(
+        True, description="read plates (plate_nano detector, then rapidocr-onnxruntime)"
+    )
+    plate_min_reads: int = Field(
+        2, ge=1, le=3, description="frames whose reads must agree before a plate is reported"
+    )
+    plate_min_char: float = Field(
+        0.6, gt=0, lt=1, description="every character of a plate must score this much"
+    )
 
 
 class TrafficAnalytic(_Strict):
@@ -545,10 +627,20 @@ class EdgeConfig(_Strict):
     site: str = Field(pattern=ID_PATTERN)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     spool_dir: Path = Path("var/spool")
-    spool_max_mb: float = Field(256.0, gt=0)
+    spool_max_mb: float = Field(
+        256.0,
+        ge=0.25,
+        description="disk the spool may take (database, WAL, payload files, reserve)",
+    )
     status_interval_s: float = Field(5.0, gt=0, le=300)
     snapshot_quality: int = Field(80, ge=10, le=100)
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="address /metrics listens on; it has no authentication, so 0.0.0.0 "
+        "(every interface) only behind a firewall or for a scraper on another host",
+    )
     snapshot_concurrency: int = Field(
         16, ge=1, le=256, description="snapshot-policy cameras connecting at once, box-wide"
     )

@@ -1,4 +1,11 @@
-"""The edge worker: wires cameras -> detector -> rules -> events -> spool -> MQTT."""
+"""The edge worker: wires cameras -> detector -> rules -> events -> spool -> MQTT.
+
+Every thread runs under ``edge.supervisor``: the camera readers, the analysis threads,
+the status loop and the publisher's pump are restarted after an exception, the inference
+engines' threads and paho's network thread are watched and started again. A thread that
+keeps dying shows on /metrics and fails ``edgewatch edge health``. Messages the spool
+cannot store (a full disk) are logged and counted, never raised into these threads.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +26,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from edge.analytics.fire import FireRule
 from edge.analytics.flood import FloodOutput, FloodRule
 from edge.analytics.objects import ObjectsRule, Transition
+from edge.analytics.signal import SignalReader, signal_state
 from edge.analytics.traffic import SignalState
-from edge.analytics.traffic_monitor import TrafficMonitor, read_signal
+from edge.analytics.traffic_monitor import TrafficMonitor
 from edge.config import (
     CameraConfig,
     EdgeConfig,
@@ -37,8 +45,9 @@ from edge.inference.detector import Detector
 from edge.inference.engine import EngineStopped, InferenceEngine
 from edge.inference.registry import Registry
 from edge.ingest.reader import FAULTS, CameraReader, Frame
+from edge.supervisor import Supervisor
 from edge.transport.publisher import Publisher
-from edge.transport.spool import Message, Spool
+from edge.transport.spool import Message, Spool, SpoolError
 from edgewatch import contract
 
 log = logging.getLogger(__name__)
@@ -69,8 +78,31 @@ class EdgeMetrics:
         self.spool_bytes = Gauge("edgewatch_spool_bytes", "Bytes waiting in the spool", registry=r)
         self.spool_dropped = Gauge(
             "edgewatch_spool_dropped",
-            "Messages dropped by the spool's size bound",
+            "Messages evicted from the spool for a newcomer of higher or equal value",
             ["kind"],
+            registry=r,
+        )
+        self.spool_refused = Gauge(
+            "edgewatch_spool_refused",
+            "Newcomers the spool's bound refused (too large, or only higher value to evict)",
+            ["kind"],
+            registry=r,
+        )
+        self.spool_failed = Gauge(
+            "edgewatch_spool_failed",
+            "Newcomers not stored because the disk was full or failing",
+            ["kind"],
+            registry=r,
+        )
+        self.spool_storage_errors = Gauge(
+            "edgewatch_spool_storage_errors",
+            "Spool writes that failed (and were retried or given up), by operation",
+            ["op"],
+            registry=r,
+        )
+        self.spool_disk_bytes = Gauge(
+            "edgewatch_spool_disk_bytes",
+            "Disk the spool takes: database, WAL, payload files and reserve",
             registry=r,
         )
         self.camera_fps = Gauge(
@@ -217,6 +249,9 @@ class EdgeWorker:
         self.cfg = cfg
         self.metrics = EdgeMetrics()
         self._stop = threading.Event()
+        self.supervisor = Supervisor(self._stop)
+        self.metrics.registry.register(self.supervisor.collector())
+        self._send_failed_logged = 0.0
         registry = Registry(cfg.models.dir, cfg.models.manifest)
         CameraReader.snapshot_slots = threading.BoundedSemaphore(cfg.snapshot_concurrency)
         self.engines: dict[str, InferenceEngine] = {}
@@ -280,6 +315,8 @@ class EdgeWorker:
                         max_bytes=int(max(t.evidence.ring_mb for t in traffic) * 1024 * 1024),
                     )
                 reader = CameraReader(cam, period_s=min(periods, default=1.0), ring=ring)
+                # its reading loop under supervision (the thread is not started yet)
+                reader._thread = self.supervisor.thread(f"reader-{cam.id}", reader._run)
                 self.cameras.append(_Camera(cam, reader, list(groups.values()), floods, ring=ring))
         except Exception:
             for engine in self.engines.values():
@@ -295,15 +332,16 @@ class EdgeWorker:
             self.spool,
             contract.edge_status_topic(cfg.site, cfg.edge_id),
             on_state=lambda up: self.metrics.broker_connected.set(1 if up else 0),
+            supervisor=self.supervisor,
         )
         for topic, signal in self._signal_subs:
             self.publisher.subscribe(topic, self._signal_feed(signal))
-        self._status_thread = threading.Thread(target=self._status_loop, name="status", daemon=True)
+        self._status_thread = self.supervisor.thread("status", self._status_loop)
 
     def _traffic(
         self, cam: CameraConfig, a: TrafficAnalytic, names: tuple[str, ...]
     ) -> TrafficMonitor:
-        signal = SignalState()
+        signal = signal_state(a.signal)  # a camera's: sure only between two looks that agree
         monitor = TrafficMonitor(a, names, cam.id, signal)  # RuleConfigError: cannot run
         if a.signal is not None and a.signal.source == "mqtt":
             self._signal_subs.append((a.signal.topic, signal))  # type: ignore[arg-type]
@@ -315,6 +353,10 @@ class EdgeWorker:
                     providers=self.cfg.models.providers,
                     threads=1,
                 )
+        if a.signal is not None and a.signal.source in ("model", "lamps"):
+            monitor.signal_reader = SignalReader(
+                a.signal, signal, self._signal_detectors.get(a.signal.model)
+            )
         if a.evidence.plates and self._plate_reader is None and self._plate_reason is None:
             from edge.analytics.plates import reader_or_reason
 
@@ -340,21 +382,11 @@ class EdgeWorker:
         return on_message
 
     def _look_at_signal(self, a: _Analytic, frame: Frame) -> None:
-        cfg = a.cfg.signal  # type: ignore[union-attr]
-        if cfg is None or cfg.source != "model" or frame.mono < a.signal_next:
+        reader = a.rule.signal_reader  # type: ignore[union-attr]
+        if reader is None or frame.mono < a.signal_next:
             return
-        a.signal_next = frame.mono + cfg.period_s
-        state = read_signal(
-            self._signal_detectors[cfg.model],
-            frame.bgr(),
-            cfg.region,
-            cfg.min_score,  # type: ignore[arg-type]
-        )
-        if state is not None:
-            try:
-                a.rule.signal.set(frame.time.timestamp(), state)  # type: ignore[union-attr]
-            except ValueError:
-                pass  # a frame older than the last state: ignore
+        a.signal_next = frame.mono + reader.period_s
+        reader.look(frame.time.timestamp(), frame.bgr())
 
     def _finalize_traffic(self, cam: _Camera, a: _Analytic, force: bool = False) -> None:
         monitor = a.rule
@@ -371,7 +403,7 @@ class EdgeWorker:
                     topic = contract.evidence_topic(
                         self.cfg.site, self.cfg.edge_id, transitions[0].event_id, name
                     )
-                    self.publisher.send(Message(topic, data, kind="evidence"))
+                    self._send(Message(topic, data, kind="evidence"))
             self._emit(cam, a, transitions, frame=None)
 
     def _engine(self, registry: Registry, model_id: str) -> InferenceEngine:
@@ -383,22 +415,56 @@ class EdgeWorker:
                 providers=self.cfg.models.providers,
                 threads=self.cfg.models.threads,
             )
-            self.engines[model_id] = InferenceEngine(
+            engine = self.engines[model_id] = InferenceEngine(
                 detector, model_id, max_batch=self.cfg.models.max_batch
             )
+            self._watch_engine(engine)
         return self.engines[model_id]
+
+    def _watch_engine(self, engine: InferenceEngine) -> None:
+        """The engine starts its own thread; the supervisor starts it again if it ends."""
+        name = f"engine-{engine.name}"
+
+        def restart() -> None:
+            engine._thread = self.supervisor.thread(name, engine._loop)
+            engine._thread.start()
+
+        self.supervisor.watch(name, lambda: engine._thread.is_alive(), restart)
+
+    def _send(self, *msgs: Message) -> list[int | None]:
+        """Spool messages; a full or failing disk is logged (at most every 10 s) and
+        counted by the spool, never raised into the camera or status threads."""
+        try:
+            return self.publisher.send(*msgs)
+        except SpoolError as exc:
+            now = time.monotonic()
+            if now - self._send_failed_logged >= 10.0:
+                self._send_failed_logged = now
+                log.error(
+                    "messages not stored: the spool's disk is full or failing",
+                    extra={
+                        "kinds": sorted({m.kind for m in msgs}),
+                        "failed": dict(self.spool.failed),
+                        "error": str(exc),
+                    },
+                )
+            return [None] * len(msgs)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         if self.cfg.metrics_port:
-            start_http_server(self.cfg.metrics_port, registry=self.metrics.registry)
+            start_http_server(
+                self.cfg.metrics_port, addr=self.cfg.metrics_host, registry=self.metrics.registry
+            )
+            log.info(
+                "metrics served",
+                extra={"addr": self.cfg.metrics_host, "port": self.cfg.metrics_port},
+            )
         self.publisher.start()
         for cam in self.cameras:
             cam.reader.start()
-            cam.thread = threading.Thread(
-                target=self._analyse, args=(cam,), name=f"analyse-{cam.cfg.id}", daemon=True
-            )
+            cam.thread = self.supervisor.thread(f"analyse-{cam.cfg.id}", self._analyse, cam)
             cam.thread.start()
         self._status_thread.start()
         log.info(
@@ -589,7 +655,7 @@ class EdgeWorker:
                 location=cam.cfg.location,
                 jpeg=jpeg,
             )
-            self.publisher.send(*msgs)
+            self._send(*msgs)
             self.metrics.events.labels(cam.cfg.id, t.type).inc()
             log.info(
                 "event",
@@ -627,7 +693,7 @@ class EdgeWorker:
             levels=[contract.LevelRef(name=lv.name, level_cm=lv.level_cm) for lv in f.rule.levels],
         )
         topic = contract.hotspot_topic(self.cfg.site, self.cfg.edge_id, f.cfg.hotspot)
-        self.publisher.send(
+        self._send(
             Message(topic, msg.model_dump_json(exclude_none=True).encode(), "reading", retain=True)
         )
         if r.state == "unknown":
@@ -649,14 +715,23 @@ class EdgeWorker:
     def _status_loop(self) -> None:
         while not self._stop.wait(1.0):
             self.metrics.heartbeat.set_to_current_time()
+            self.supervisor.check()  # engines' threads
             for cam in self.cameras:
                 self._send_status(cam)
                 if cam.floods:
                     self._check_floods(cam)
-            self.metrics.spool_messages.set(len(self.spool))
-            self.metrics.spool_bytes.set(self.spool.bytes)
-            for kind, n in self.spool.dropped.items():
-                self.metrics.spool_dropped.labels(kind).set(n)
+            sp, m = self.spool, self.metrics
+            m.spool_messages.set(len(sp))
+            m.spool_bytes.set(sp.bytes)
+            m.spool_disk_bytes.set(sp.disk_bytes())
+            for gauge, counts in (
+                (m.spool_dropped, sp.dropped),
+                (m.spool_refused, sp.refused),
+                (m.spool_failed, sp.failed),
+                (m.spool_storage_errors, sp.storage_errors),
+            ):
+                for label, n in list(counts.items()):
+                    gauge.labels(label).set(n)
             for model, engine in self.engines.items():
                 self.metrics.engine_utilisation.labels(model).set(engine.utilisation())
 
@@ -756,7 +831,7 @@ class EdgeWorker:
             degraded_reason=reason if state == "degraded" else None,
         )
         topic = contract.camera_status_topic(self.cfg.site, self.cfg.edge_id, cam.cfg.id)
-        self.publisher.send(
+        self._send(
             Message(
                 topic,
                 payload.model_dump_json(exclude_none=True).encode(),

@@ -75,6 +75,20 @@ def cmd_edge_health(args: argparse.Namespace) -> int:
     if age > args.max_age:
         print(f"unhealthy: the worker's status loop last ran {age:.0f}s ago")
         return 1
+    # A thread that keeps dying (edge.supervisor restarts it) is not a healthy worker.
+    failing = [
+        name.partition('thread="')[2].rstrip('"}')
+        for name, value in values.items()
+        if name.startswith("edgewatch_worker_thread_failing{") and value >= 1
+    ]
+    if failing or values.get("edgewatch_worker_threads_failing", 0) >= 1:
+        deaths = {
+            t: int(values.get(f'edgewatch_worker_thread_deaths_total{{thread="{t}"}}', 0))
+            for t in failing
+        }
+        listed = ", ".join(f"{t} ({n} deaths)" for t, n in deaths.items()) or "?"
+        print(f"unhealthy: worker threads keep dying: {listed}")
+        return 1
     print(f"healthy: heartbeat {age:.1f}s ago")
     return 0
 
@@ -106,6 +120,10 @@ def cmd_hub_run(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=3,  # live streams never end on their own
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS):
+        # the app does that itself, from http.trusted_proxies only (default: nobody).
+        proxy_headers=False,
+        forwarded_allow_ips="",
     )
     return 0
 

@@ -734,6 +734,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stop (resumably) after this many epochs in this run (0: run to the end)",
     )
     ap.add_argument("--log", type=Path, default=None, help="JSON log of the run")
+    ap.add_argument("--progress", type=int, default=0, help="print every N batches (0: never)")
     args = ap.parse_args(argv)
     if not 0 <= args.holdout <= 0.5:
         ap.error("--holdout: between 0 and 0.5")
@@ -853,6 +854,10 @@ def main(argv: list[str] | None = None) -> int:
             opt.step()
             losses.append([float(loss.detach()), *parts])
             step += 1
+            if args.progress and len(losses) % args.progress == 0:
+                done = len(losses) / steps_per_epoch
+                took = time.monotonic() - t0
+                print(f"  epoch {epoch + 1}: {done:.0%} in {took:.0f} s", flush=True)
         val = validate(model, valid, names, 0.3)
         mean = np.mean(losses, axis=0).round(3).tolist()
         row = {"epoch": epoch + 1, "loss": mean, "valid": val, "s": round(time.monotonic() - t0, 1)}
@@ -907,7 +912,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Arguments a resumed run may change without changing what is trained.
-RESUME_FREE = {"checkpoint", "stop_after", "log", "threads", "device"}
+RESUME_FREE = {"checkpoint", "stop_after", "log", "threads", "device", "progress"}
 
 
 if __name__ == "__main__":

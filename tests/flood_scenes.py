@@ -8,8 +8,11 @@ Three views (640x480), each with a water surface at a scripted level:
 
 Conditions: ``day``, ``night`` (low light, noise, and a stretch with the lights out),
 ``rain`` (streaks, haze), ``droplets``, ``glare`` and ``moved`` (a stretch with drops on the
-lens, a blinding light, or the camera knocked aside). ``Sample.usable`` is False for
-frames that are unusable by construction.
+lens, a blinding light, or the camera knocked aside), and ``reflection`` (calm water, dusk:
+the water mirrors the gauge or pier above it, bright, as in the real GRIME2 night frames;
+the mirrored image ends below the waterline with a second, often stronger edge: the trap
+the real frames set). ``Sample.usable`` is False for frames that are unusable by
+construction.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ PIER_X = (280, 360)
 ROAD_BASE = 440  # row of the road surface at the post
 POST_X = (556, 570)
 POST_PX_PER_CM = 3.0
-CONDITIONS = ("day", "night", "rain", "droplets", "glare", "moved")
+CONDITIONS = ("day", "night", "rain", "droplets", "glare", "moved", "reflection")
 LEVELS = [{"name": "I", "level_cm": 100}, {"name": "II", "level_cm": 200},
           {"name": "III", "level_cm": 350}]  # fmt: skip
 ROAD_LEVELS = [{"name": "ankle", "level_cm": 10}, {"name": "knee", "level_cm": 40},
@@ -191,7 +194,9 @@ class Scene:
 
     # water --------------------------------------------------------------------------------
 
-    def _water(self, img: np.ndarray, level_cm: float, t: int) -> np.ndarray:
+    def _water(
+        self, img: np.ndarray, level_cm: float, t: int, mirror: float = 0.0
+    ) -> np.ndarray:
         rng = self.rng
         yy = np.arange(H, dtype=np.float32)[:, None]
         xx = np.arange(W, dtype=np.float32)[None, :]
@@ -203,6 +208,16 @@ class Scene:
         else:
             y_w = level_to_row(level_cm) + 0.8 * np.sin(xx / 15.0 + t)  # a little wave
             mask = np.broadcast_to(yy >= y_w, (H, W))
+            if mirror > 0:  # calm water mirrors what stands above it, a little wavy
+                src_y = 2 * y_w - yy + 0.6 * np.sin(xx / 7.0 + yy / 5.0 + t)
+                src_x = np.broadcast_to(xx, (H, W))
+                above = cv2.remap(
+                    img.astype(np.float32),
+                    src_x.astype(np.float32),
+                    np.clip(src_y, 0, H - 1).astype(np.float32),
+                    cv2.INTER_LINEAR,
+                )
+                water = (1 - mirror) * water + mirror * above
         out = img.copy()
         out[mask] = water[mask]
         return out
@@ -229,7 +244,8 @@ class Scene:
 
     def render(self, level_cm: float, cond: str, t: int, bad: bool) -> np.ndarray:
         rng = self.rng
-        img = self._water(self.background, level_cm, t)
+        mirror = 0.7 if cond == "reflection" and self.setup != "road_cover" else 0.0
+        img = self._water(self.background, level_cm, t, mirror)
         if cond == "moved":
             dx, dy = rng.normal(0, 1.0, 2)  # a mast in the wind
             angle = 0.0
@@ -293,3 +309,17 @@ def sequence(setup: str, cond: str, n: int = 300, seed: int = 0):  # type: ignor
     bad = affected(cond, n)
     for i in range(n):
         yield Sample(i, float(curve[i]), not bad[i], scene.render(curve[i], cond, i, bad[i]))
+
+
+def sunlit(img: np.ndarray, seed: int, shadows: int = 45, gain: float = 1.8) -> np.ndarray:
+    """The sun coming out over a real frame: brighter, with hard shadows of reeds across the
+    view and the shade of the bank, the camera unmoved (for the camera-moved check)."""
+    h, w = img.shape[:2]
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    light = np.ones((h, w), np.float32)
+    for _ in range(shadows):
+        x, half, lean = rng.integers(0, w), rng.integers(3, 12), rng.normal(0, 0.3)
+        light[np.abs(xx - x - lean * (yy - h / 2)) < half] *= 0.5
+    light *= np.where(xx - 0.6 * yy > 0.3 * w, 1.0, 0.5)
+    return np.clip(img.astype(np.float32) * light[..., None] * gain, 0, 255).astype(np.uint8)

@@ -1,7 +1,8 @@
 """Synthetic Vietnamese plates in the real formats: one-line car plates (``30A-123.45``,
 older ``29A-1234``, two-letter series ``51LD-123.45``) and two-line motorbike plates
 (``29-B1`` over ``123.45``), in varied fonts, blurred, rotated, small and JPEG-compressed,
-on a vehicle-coloured surround. Ground truth is the canonical text ``parse`` returns."""
+on a vehicle-coloured surround. Ground truth is the canonical text ``parse`` returns, and
+the plate's box in the image (what a plate detector would give the reader)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Plate:
     kind: str  # car / car_old / car_two_letter / motorbike
     font: str
     image: np.ndarray
+    box: np.ndarray  # the plate in ``image``: x1, y1, x2, y2
 
 
 def _number(rng: np.random.Generator, kind: str) -> tuple[str, list[str]]:
@@ -80,8 +82,9 @@ def _draw_lines(lines: list[str], font: str, size: tuple[int, int]) -> np.ndarra
     return img
 
 
-def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """As a traffic camera sees it: on a car, small, tilted, blurred, compressed."""
+def degrade(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """As a traffic camera sees it: on a car, small, tilted, blurred, compressed; and
+    where the plate ended up (x1, y1, x2, y2: the box a plate detector would draw)."""
     h, w = img.shape[:2]
     pad = int(0.25 * max(h, w))
     body = np.array(rng.integers(40, 200, 3), np.uint8)
@@ -95,8 +98,11 @@ def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     canvas = cv2.warpAffine(
         canvas, m, (canvas.shape[1], canvas.shape[0]), borderValue=body.tolist()
     )
+    corners = np.array([[pad, pad], [pad + w, pad], [pad + w, pad + h], [pad, pad + h]], np.float32)
+    corners = cv2.transform(corners[None], m)[0]
     target_w = int(rng.uniform(70, 200)) if w > h * 1.8 else int(rng.uniform(50, 130))
     f = target_w / w
+    box = np.concatenate([corners.min(0), corners.max(0)]) * f
     small = cv2.resize(canvas, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     sigma = rng.uniform(0.0, 1.5)
     if sigma > 0.3:
@@ -104,7 +110,7 @@ def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     noise = rng.normal(0, rng.uniform(0, 6), small.shape)
     small = np.clip(small.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     ok, jpg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 90))])
-    return cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+    return cv2.imdecode(jpg, cv2.IMREAD_COLOR), box
 
 
 def plates(n: int = 200, seed: int = 5) -> list[Plate]:
@@ -117,5 +123,6 @@ def plates(n: int = 200, seed: int = 5) -> list[Plate]:
         font = fonts[int(rng.integers(len(fonts)))]
         text, lines = _number(rng, kind)
         size = (520, 112) if len(lines) == 1 else (280, 200)
-        out.append(Plate(text, kind, font, degrade(_draw_lines(lines, font, size), rng)))
+        image, box = degrade(_draw_lines(lines, font, size), rng)
+        out.append(Plate(text, kind, font, image, box))
     return out

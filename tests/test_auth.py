@@ -341,9 +341,13 @@ def test_camera_offline_alert_waits_out_the_grace_period(client: TestClient) -> 
 
 def test_internal_hotspots_add_what_the_public_page_leaves_out(client: TestClient) -> None:
     public = client.get("/api/v1/hotspots").json()["features"]
-    internal = client.get("/api/v1/hotspots/internal", headers=token(client, "victor")).json()
+    internal = client.get("/api/v1/hotspots/internal", headers=token(client, "olivia")).json()
     assert {f["id"] for f in public} == {p["id"] for p in internal}
     assert "camera_id" not in public[0]["properties"] and "camera_id" in internal[0]
+    # the `internal` permission: operators and admins, not viewers or rangers
+    for user in ("victor", "ranger"):
+        r = client.get("/api/v1/hotspots/internal", headers=token(client, user))
+        assert r.status_code == 403 and "camera_id" not in r.text
 
 
 def test_user_cli(tmp_path: Path, db_url: str) -> None:

@@ -226,7 +226,7 @@ def test_operator_sees_alerts_live_acts_on_them_and_a_viewer_cannot(world: dict)
             fire = ids[3]
             page.click(f"tr[data-id='{fire}']")
             page.wait_for_selector("#snapshot")
-            page.wait_for_function("document.querySelector('#snapshot').naturalWidth > 0")
+            page.wait_for_function("() => document.querySelector('#snapshot').naturalWidth > 0")
             assert page.inner_text("#status") == "new"
             img = page.locator("#snapshot").bounding_box()
             box = page.locator("#box").bounding_box()  # the detection box over the snapshot
@@ -306,7 +306,7 @@ def test_operator_sees_alerts_live_acts_on_them_and_a_viewer_cannot(world: dict)
             assert "Evidence verified" in page.inner_text("#integrity")
             assert page.locator("#frames img").count() == 3
             page.wait_for_function(
-                "(v => v.readyState >= 1 || v.error)(document.querySelector('#clip'))",
+                "() => (v => v.readyState >= 1 || v.error)(document.querySelector('#clip'))",
                 timeout=10000,
             )
             assert page.evaluate("document.querySelector('#clip').error") is None

@@ -7,6 +7,7 @@ Alerts are published to the broker as an edge publishes them (the contract's eve
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -36,7 +37,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto):
     rangers = WebhookReceiver("ranger-secret")
     ioc = WebhookReceiver("ioc-secret")
     env = WebhookReceiver("env-secret")
-    push = PushService()
+    push = PushService(tmp / "push-tls")
     teams = [
         {
             "id": "rangers-north",
@@ -78,7 +79,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto):
                 "retry_initial_s": 0.3,
                 "retry_max_s": 1.0,
             },
-            "push": {"vapid_key_file": str(tmp / "vapid.pem"), "subject": "mailto:ioc@hue.example"},
+            "push": {
+                "vapid_key_file": str(tmp / "vapid.pem"),
+                "subject": "mailto:ioc@hue.example",
+                # the loopback push service: https as localhost, its own CA
+                "allowed_hosts": [push.host],
+                "ca_file": str(push.ca_file),
+            },
         },
     )
     hub.start()
@@ -586,3 +593,375 @@ def test_config_check_warns_about_a_missing_secret_and_weak_enrol_tokens(
     assert ": ok (hub config)" in out and err.count("warning: ") == 2
     assert main(["config", "check", "--strict", str(f)]) == 2
     assert "incidents.secret" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bad gateways
+# Subscriptions stored before the endpoint policy (the SSRF ones of issue #16) on the world's
+# hub; then a hub of its own, with no incidents.secret: a team behind a gateway that never
+# answers, one behind a gateway that answers 302, healthy rangers, and a team of phones on the
+# default push services.
+
+
+def test_subscriptions_stored_before_the_endpoint_policy_are_never_sent_to(world: dict) -> None:
+    from sqlalchemy import insert as sql_insert
+
+    from central.storage.db import make_engine, session_factory
+    from central.storage.models import PushSubscriptionRow
+
+    w = world
+    hub: Hub = w["hub"]
+    canary = WebhookReceiver("unused")  # an "internal admin" service on loopback
+    legacy = f"http://127.0.0.1:{canary.port}/internal/admin/reset"
+    engine = make_engine(hub.db_url)
+    try:
+        with session_factory(engine).begin() as session:
+            session.execute(
+                sql_insert(PushSubscriptionRow).values(
+                    team_id="rangers-north",
+                    endpoint=legacy,
+                    p256dh="BAAA",
+                    auth="AAAA",
+                    created_at=datetime.now(UTC),
+                )
+            )
+        code, _ = hub.post(
+            "/api/v1/teams/rangers-north/subscriptions",
+            {**w["push"].subscribe("ranger-tablet"), "token": "enrol-123"},
+        )
+        assert code == 201
+        live = _subscriptions(hub, "rangers-north") - 1  # all but the legacy one
+        e = alert(w, "cam-g", "forest_fire", (16.50, 107.55), None)
+        inc = incident_of(hub, e)
+
+        def push_rows() -> list[dict] | None:
+            d = hub.get(f"/api/v1/incidents/{inc['id']}")
+            rows = [x for x in d["deliveries"] if x["channel"] == "webpush"]
+            return rows if rows and all(x["state"] != "pending" for x in rows) else None
+
+        rows = wait_for(push_rows, 10, what="push deliveries settled")
+        # the live phones only: the stored SSRF endpoint got no delivery row, and no request
+        assert [x["state"] for x in rows] == ["sent"] * live, rows
+        assert canary.attempts == 0 and canary.received == []
+    finally:
+        engine.dispose()
+        canary.stop()
+
+
+STUCK_SECRET = "stuck-gateway-secret"
+BOUNCE_AREA = [(104.9, 20.9), (105.1, 20.9), (105.1, 21.1), (104.9, 21.1)]
+PHONES_AREA = [(102.0, 22.0), (102.1, 22.0), (102.1, 22.1), (102.0, 22.1)]  # never alerted
+PHONES_TOKEN = "phones-enrolment-token-0123456789"
+BENCH = (
+    Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "bench_delivery_isolation.json"
+)
+
+
+@pytest.fixture(scope="module")
+def gateways(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto):
+    from tests.receivers import HungServer, RedirectingReceiver
+
+    tmp = tmp_path_factory.mktemp("gateways")
+    uid = uuid.uuid4().hex[:8]
+    rangers = WebhookReceiver("south-secret")
+    hung = HungServer()
+    bounce = RedirectingReceiver()
+    teams = [
+        {
+            "id": "rangers-south",
+            "kinds": ["forest_fire"],
+            "ack_timeout_s": 600,
+            "channels": [{"type": "webhook", "url": rangers.url, "secret": "south-secret"}],
+        },
+        {
+            "id": "stuck",
+            "kinds": ["straw_burning"],
+            "channels": [{"type": "webhook", "url": hung.url, "secret": STUCK_SECRET}],
+        },
+        {
+            "id": "bounce",
+            "kinds": ["smoke"],
+            "area": BOUNCE_AREA,
+            "channels": [
+                {
+                    "type": "webhook",
+                    "url": bounce.url_with("token=hook-query-secret-4711"),
+                    "secret": "bounce-secret",
+                }
+            ],
+        },
+        {
+            "id": "phones",
+            "kinds": ["smoke"],
+            "area": PHONES_AREA,
+            "enrol_token": PHONES_TOKEN,
+            "channels": [{"type": "webpush"}],
+        },
+    ]
+    hub = Hub(
+        tmp,
+        f"sqlite:///{tmp / 'hub.sqlite3'}",
+        mosquitto,
+        f"hub-{uid}",
+        extra={
+            "teams": teams,
+            # no secret: the ack-link key must come from the database
+            # (delivery_timeout_s and the breaker keep their defaults: 5 s, 3 failures, 30 s)
+            "incidents": {"retry_initial_s": 0.2, "retry_max_s": 0.5, "max_attempts": 3},
+            "push": {
+                "vapid_key_file": str(tmp / "vapid.pem"),
+                "max_subscriptions_per_team": 3,
+            },
+        },
+    )
+    hub.start()
+    pub = mosquitto.client(f"edge-{uid}", "edge", site="hue")
+    g = {"hub": hub, "rangers": rangers, "hung": hung, "bounce": bounce, "pub": pub, "uid": uid}
+    yield g
+    pub.loop_stop()
+    pub.disconnect()
+    hub.stop()
+    for r in (rangers, hung, bounce):
+        r.stop()
+
+
+def _webhook_rows(hub: Hub, event_ids: list[str]) -> list[dict]:
+    return [
+        d for e in event_ids for d in incident_of(hub, e)["deliveries"] if d["channel"] == "webhook"
+    ]
+
+
+def test_a_hung_webhook_delays_no_other_team_and_its_circuit_opens(gateways: dict) -> None:
+    g = gateways
+    hub: Hub = g["hub"]
+    hung = g["hung"]
+    # six notifications to a gateway that never answers (issue #16: they held another
+    # team's forest fire back 29 s), the first of them in flight
+    stuck = [
+        alert(g, f"field-{i}", "straw_burning", (15.0 + i * 0.1, 106.0), None, "smoke")
+        for i in range(6)
+    ]
+    wait_for(lambda: hung.connections >= 1, 10, what="the hub waiting on the hung gateway")
+    t0 = time.time()
+    fire = alert(g, "cam-s", "forest_fire", (14.0, 108.0), None)
+    hook = wait_for(lambda: g["rangers"].valid(), 10, what="the rangers' webhook")[0]
+    inc = incident_of(hub, fire)
+    assert hook.body["incident_id"] == inc["id"] and hook.body["urgent"] is True
+    row = next(d for d in inc["deliveries"] if d["channel"] == "webhook")
+    queued = datetime.fromisoformat(row["created_at"]).timestamp()
+    delay = hook.time - queued
+    # the hub was hanging on the stuck gateway all the while, none of its six sent
+    assert hung.held_throughout(queued, hook.time)
+    stuck_rows = _webhook_rows(hub, stuck)
+    assert len(stuck_rows) == 6 and not [d for d in stuck_rows if d["state"] == "sent"]
+    BENCH.parent.mkdir(parents=True, exist_ok=True)
+    BENCH.write_text(
+        json.dumps(
+            {
+                "what": "an urgent webhook to a healthy team while 6 deliveries to a hung "
+                "gateway (accepts, never answers; 5 s delivery timeout) are pending",
+                "bound_s": 1.0,
+                "queued_to_received_s": round(delay, 4),
+                "published_to_received_s": round(hook.time - t0, 4),
+                "stuck_pending": 6,
+                "delivery_timeout_s": 5.0,
+                "cpus": os.cpu_count(),
+                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    assert delay < 1.0, f"the healthy team waited {delay:.3f} s behind a hung gateway"
+
+    # its circuit opens after 3 consecutive failures: its other rows are deferred, and the
+    # hub stops knocking (no connection beyond the three failed attempts)
+    def deferred() -> list[dict] | None:
+        rows = _webhook_rows(hub, stuck)
+        return rows if any("circuit open" in (d["last_error"] or "") for d in rows) else None
+
+    rows = wait_for(deferred, 40, interval=0.5, what="the stuck gateway's circuit open")
+    assert sum(d["attempts"] for d in rows) == 3 == hung.connections
+    assert not [d for d in rows if d["state"] == "sent"]
+
+
+def test_a_redirecting_webhook_fails_is_retried_and_is_never_followed(gateways: dict) -> None:
+    g = gateways
+    hub: Hub = g["hub"]
+    bounce = g["bounce"]
+    e = alert(g, "cam-r", "smoke", (21.0, 105.0), None, "smoke")
+    inc = incident_of(hub, e)
+    assert inc["team_id"] == "bounce"
+
+    def settled() -> dict | None:
+        rows = _webhook_rows(hub, [e])
+        return rows[0] if rows and rows[0]["state"] != "pending" else None
+
+    row = wait_for(settled, 20, what="the redirected webhook settled")
+    # max_attempts 3: each 302 a failure, retried, then failed; never "sent"
+    assert row["state"] == "failed" and row["attempts"] == 3, row
+    assert "302" in row["last_error"] and "redirect" in row["last_error"]
+    posts = bounce.at("/hook")
+    assert len(posts) == 3 and all(r.method == "POST" and r.body for r in posts)
+    assert bounce.at("/landed") == []  # not re-sent as a GET (nor any other way)
+    # the hook URL's secret query is in no log line
+    assert "hook-query-secret-4711" not in hub.log_text()
+
+
+def _subscriptions(hub: Hub, team: str) -> int:
+    from sqlalchemy import func as sql_func
+    from sqlalchemy import select as sql_select
+
+    from central.storage.db import make_engine, session_factory
+    from central.storage.models import PushSubscriptionRow
+
+    engine = make_engine(hub.db_url)
+    try:
+        with session_factory(engine)() as session:
+            return session.execute(
+                sql_select(sql_func.count())
+                .select_from(PushSubscriptionRow)
+                .where(PushSubscriptionRow.team_id == team)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_push_endpoints_must_be_https_on_a_push_service_at_most_n_per_team(
+    gateways: dict,
+) -> None:
+    hub: Hub = gateways["hub"]
+    keys = {"p256dh": "BAAA", "auth": "AAAA"}
+
+    def subscribe(endpoint: str, token: str = PHONES_TOKEN) -> tuple[int, Any]:
+        return hub.post(
+            "/api/v1/teams/phones/subscriptions",
+            {"endpoint": endpoint, "keys": keys, "token": token},
+            auth=False,
+        )
+
+    refused = {
+        "http": "http://fcm.googleapis.com/fcm/send/x",
+        "the hub itself": f"http://127.0.0.1:{hub.port}/internal/admin/reset",
+        "loopback over https": "https://127.0.0.1/internal/admin/x",
+        "IPv6 loopback": "https://[::1]/x",
+        "a public IP literal": "https://142.250.74.106/fcm/send/x",
+        "a decimal IP": "https://2130706433/x",
+        "localhost": "https://localhost/x",
+        "a host not on the list": "https://push.example.org/x",
+        "a look-alike": "https://fcm.googleapis.com.evil.example/x",
+        "a longer name": "https://evilfcm.googleapis.com/x",
+        "user info": "https://fcm.googleapis.com@127.0.0.1/x",
+        "another port": "https://fcm.googleapis.com:8443/x",
+        "the wildcard's own domain": "https://notify.windows.com/x",
+        "too long for a delivery row": "https://fcm.googleapis.com/" + "x" * 600,
+    }
+    # the enrolment token is checked first: without it, nothing about the policy
+    assert subscribe(refused["http"], token="wrong")[0] == 403
+    for what, endpoint in refused.items():
+        code, body = subscribe(endpoint)
+        assert code == 422, (what, code, body)
+        assert "push endpoint refused" in body["detail"], (what, body)
+    assert _subscriptions(hub, "phones") == 0
+    accepted = [
+        "https://fcm.googleapis.com/fcm/send/phone-1",
+        "https://wns2-par02p.notify.windows.com/w/?token=phone-2",
+        "https://web.push.apple.com/QPhone3",
+    ]
+    for endpoint in accepted:
+        code, body = subscribe(endpoint)
+        assert code == 201, (endpoint, body)
+    # the cap (3 here): the fourth is refused, nobody is evicted
+    code, body = subscribe("https://updates.push.services.mozilla.com/wpush/v2/phone-4")
+    assert code == 409 and "maximum of 3" in body["detail"], body
+    # a subscribed phone may still renew its keys
+    assert subscribe(accepted[0])[0] == 201
+    assert _subscriptions(hub, "phones") == 3
+
+
+def test_ack_links_still_work_after_a_restart_without_a_configured_secret(
+    gateways: dict,
+) -> None:
+    g = gateways
+    hub: Hub = g["hub"]
+    e = alert(g, "cam-t", "forest_fire", (13.0, 109.0), None)
+    inc = incident_of(hub, e)
+    hook = wait_for(
+        lambda: [r for r in g["rangers"].valid() if r.body["incident_id"] == inc["id"]],
+        10,
+        what="the rangers' webhook",
+    )[0]
+    hub.stop()
+    hub.start()
+    path = hook.body["ack_url"].split(f":{hub.port}", 1)[1]
+    code, body = hub.post(path, {"note": "after the restart"}, auth=False)
+    assert code == 200, body
+    assert body["state"] == "acknowledged" and body["acked_by"] == "team:rangers-south"
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def test_the_generated_ack_key_is_kept_in_the_database(db_url: str) -> None:
+    """Two hubs on one database (or one, started twice) sign with one key; a configured
+    secret still wins."""
+    from central.config import HubConfig
+    from central.incidents import IncidentManager
+    from central.storage.db import make_engine, migrate, session_factory
+
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)
+        sessions = session_factory(engine)
+        bare = HubConfig(database_url=db_url, teams=[{"id": "rangers"}])
+        first, second = IncidentManager(bare, sessions), IncidentManager(bare, sessions)
+        token = first.signer.token("inc-1", "rangers")
+        assert second.signer.check("inc-1", token).team_id == "rangers"
+        configured = HubConfig(
+            database_url=db_url, teams=[{"id": "rangers"}], incidents={"secret": ACK_SECRET}
+        )
+        own = IncidentManager(configured, sessions)
+        assert own.signer.key != first.signer.key
+    finally:
+        engine.dispose()
+
+
+def test_the_circuit_breaker_opens_defers_probes_and_closes() -> None:
+    from central.incidents import CircuitBreaker
+
+    now = [1000.0]
+    b = CircuitBreaker(failures=3, open_s=10.0, max_open_s=25.0, clock=lambda: now[0])
+    assert b.record("a", False) is None and b.record("a", False) is None
+    assert b.blocked_for("a") == 0.0  # two failures: still closed
+    assert b.record("a", False) == "opened" and b.blocked_for("a") == 10.0
+    assert b.blocked_for("b") == 0.0  # one target's circuit is its own
+    now[0] += 10.0
+    assert b.blocked_for("a") == 0.0  # the probe may go
+    assert b.record("a", False) == "opened" and b.blocked_for("a") == 20.0  # doubled
+    now[0] += 20.0
+    assert b.record("a", False) == "opened" and b.blocked_for("a") == 25.0  # capped
+    now[0] += 25.0
+    assert b.record("a", True) == "closed" and b.blocked_for("a") == 0.0
+    assert b.record("a", False) is None  # counting starts again
+
+
+def test_push_host_allow_list_entries() -> None:
+    from pydantic import ValidationError
+
+    from central.config import PushSettings
+    from central.incidents import push_endpoint_problem
+
+    push = PushSettings(allowed_hosts=["Push.Example.ORG.", "*.svc.example", "lab.example:8443"])
+    assert push.allowed_hosts == ["push.example.org", "*.svc.example", "lab.example:8443"]
+    ok = [
+        "https://push.example.org/a",
+        "https://PUSH.example.org./a",
+        "https://eu.svc.example/a",
+        "https://a.b.svc.example/a",
+        "https://lab.example:8443/a",
+    ]
+    bad = ["https://svc.example/a", "https://lab.example/a", "https://push.example.org:444/a"]
+    assert [e for e in ok if push_endpoint_problem(e, push)] == []
+    assert [e for e in bad if not push_endpoint_problem(e, push)] == []
+    for entry in ("*", "10.0.0.1", "[::1]", "*.10.0.0.1", "http://push.example", "a b"):
+        with pytest.raises(ValidationError):
+            PushSettings(allowed_hosts=[entry])

@@ -99,6 +99,61 @@ def test_bytetrack_new_id_after_long_absence_and_class_vote() -> None:
         assert len(bt2.update(dets(box, [0.3]), k * 0.1)) == 0
 
 
+def test_bytetrack_one_van_one_track_whatever_the_frame_calls_it() -> None:
+    """A van the detector calls car in some frames and truck in others, boxed twice in some
+    (a detector without cross-class NMS): one track, the vote's class, and how sure."""
+    bt = ByteTrack(fps_hint=10, num_classes=8)
+    ids: set[int] = set()
+    for k in range(30):
+        x = 100 + 8 * k
+        box = [x, 100, x + 60, 150]
+        scores = np.zeros(8, np.float32)
+        scores[2], scores[7] = (0.7, 0.62) if k % 3 else (0.6, 0.66)  # car, truck
+        if 10 <= k < 20:  # both boxes, nearly the same (IoU 0.9): class-aware NMS kept two
+            d = Detections(
+                np.array([box, [x + 1, 101, x + 61, 152]], np.float32),
+                np.array([scores[2], scores[7]], np.float32),
+                np.array([2, 7], np.int32),
+            )
+        else:  # one box with every class's score (cross-class NMS)
+            c = int(np.argmax(scores))
+            d = Detections(
+                np.array([box], np.float32), scores[[c]], np.array([c], np.int32), scores[None]
+            )
+        out = bt.update(d, k * 0.1)
+        ids |= set(out.track_id.tolist())
+    assert len(ids) == 1, ids
+    assert out.class_id.tolist() == [2] and out.class_share is not None
+    assert 0.5 < float(out.class_share[0]) < 0.6  # car, but barely: a rule can ask
+    # two vehicles side by side (IoU 0.2) are still two tracks
+    bt = ByteTrack(fps_hint=10, num_classes=8)
+    for k in range(5):
+        out = bt.update(dets([[100, 100, 160, 150], [140, 100, 200, 150]], [0.9, 0.9]), k * 0.1)
+    assert len(out) == 2
+
+
+def test_traffic_monitor_tracks_only_its_classes_best() -> None:
+    from edge.analytics.traffic_monitor import TrafficMonitor
+    from edge.config import TrafficAnalytic
+
+    names = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
+    cfg = TrafficAnalytic.model_validate(
+        {"rules": [{"type": "wrong_way", "lane": ts.WRONG_WAY_LANE, "direction": [0, -1]}]}
+    )
+    mon = TrafficMonitor(cfg, names, "cam-1")
+    scores = np.zeros((1, 8), np.float32)
+    scores[0, 6], scores[0, 5] = 0.8, 0.65  # the model's best guess is a train, then a bus
+    for k in range(3):
+        d = Detections(
+            np.array([[10, 10, 90, 60]], np.float32),
+            np.array([0.7], np.float32),
+            np.array([6], np.int32),
+            scores,
+        )
+        out = mon.track(d, k * 0.1)
+    assert out.class_id.tolist() == [5]  # a bus to the traffic analytic, not lost
+
+
 # -- geometry and signal ------------------------------------------------------------------
 
 
@@ -119,6 +174,74 @@ def test_inside_and_signal_history() -> None:
         s.set(11.0, "purple")
     with pytest.raises(ValueError):
         s.set(5.0, "green")
+
+
+def test_a_camera_signal_is_sure_only_between_two_looks_that_agree() -> None:
+    s = SignalState(sampled=True, source="lamps", max_gap_s=2.0)
+    for t, state in [(0.0, "green"), (0.5, "green"), (1.0, "red"), (1.5, "red"), (2.0, "red")]:
+        s.set(t, state)
+    assert s.at(0.25) == ("green", 0.0)
+    assert s.at(0.75) == ("unknown", None)  # it turned red somewhere between 0.5 and 1.0
+    assert s.at(1.75) == ("red", 1.0)  # red since the first look that saw it
+    assert s.at(2.1) == ("pending", None)  # nothing seen after 2.0 yet
+    s.set(5.0, "red")  # 3 s without a look: the light may have cycled meanwhile
+    assert s.at(3.0) == ("unknown", None) and s.at(5.0) == ("red", 5.0)
+    s.set(5.5, "unknown")
+    assert s.at(5.2) == ("unknown", None)
+    with pytest.raises(ValueError):
+        s.set(4.0, "red")  # out of order
+
+
+def _red_from_looks(looks: list[tuple[float, str]]) -> RedLight:
+    sig = SignalState(sampled=True, source="lamps")
+    for t, state in looks:
+        sig.set(t, state)
+    return RedLight(ts.STOP_LINE, ts.UP, sig, grace_s=0.5, max_wait_s=2.0)
+
+
+def test_red_light_only_on_a_red_the_camera_is_sure_of() -> None:
+    path = lambda t: (0.6, 0.49 - 0.2 * (t - 20.03))  # noqa: E731 - past the line at 20.03
+    reds = [(10.0 + 0.5 * k, "red") for k in range(30)]  # red looks 10.0 ... 24.5
+    [v] = feed(_red_from_looks(reds), path, 15.0, 22.0)
+    assert v.details["signal"] == "red" and v.details["signal_source"] == "lamps"
+    assert v.details["red_for_s"] == 10.03
+    # the light turned green somewhere between the look at 20.0 and the one at 20.5: the
+    # crossing at 20.03 may have been on green, so it is no violation
+    turned = [(t, s) for t, s in reds if t <= 20.0] + [(20.5, "green"), (21.0, "green")]
+    assert feed(_red_from_looks(turned), path, 15.0, 22.0) == []
+    # the camera stopped seeing the head after 20.0: the crossing waits for a look that
+    # never comes, and is dropped
+    blind = [(t, s) for t, s in reds if t <= 20.0]
+    rule = _red_from_looks(blind)
+    assert feed(rule, path, 15.0, 24.0) == [] and rule._wait == {}
+
+
+def test_red_light_waits_for_the_next_look() -> None:
+    sig = SignalState(sampled=True, source="model")
+    rule = RedLight(ts.STOP_LINE, ts.UP, sig, grace_s=0.5)
+    out = []
+    for k in range(60):  # 10 fps; the signal is looked at every 0.5 s, as the worker does
+        t = 18.0 + k / 10
+        if k % 5 == 0:
+            sig.set(t, "red")
+        out += rule.update(one(1, 0.6, 0.49 - 0.2 * (t - 20.03)), t)
+    [v] = out
+    assert v.time == pytest.approx(20.03, abs=1e-6) and v.details["signal_source"] == "model"
+
+
+def test_lane_restriction_needs_a_sure_class() -> None:
+    def run(share: float) -> list:  # type: ignore[type-arg]
+        rule = LaneRestriction(ts.CAR_LANE, [ts.MOTORCYCLE], min_time_s=1.0)
+        out = []
+        for k in range(30):
+            tr = one(1, 0.6, 0.5, ts.MOTORCYCLE)
+            tr.class_share = np.array([share], np.float32)
+            out += rule.update(tr, k / 10)
+        return out
+
+    assert run(0.52) == []  # a vote this close is not a motorcycle in a car lane
+    [v] = run(0.9)
+    assert v.details["class_share"] == 0.9
 
 
 # -- rules --------------------------------------------------------------------------------
@@ -269,33 +392,53 @@ def test_scripted_scenarios_meet_the_targets() -> None:
 
 
 class _FakeLightDetector:
-    """Stands in for OpenLenda (no openly licensed traffic-light footage to test on)."""
+    """Stands in for OpenLenda: boxes (in the model view's pixels) with a class and score."""
 
     class_names = ("red", "green", "yellow", "empty", "straight", "left", "right", "other")
 
-    def __init__(self, boxes: list[tuple[int, float]]) -> None:
+    class spec:  # what read_model reads of a detector's spec
+        input_width = 416
+
+    def __init__(self, boxes: list[tuple[list[float], int, float]]) -> None:
         self.boxes = boxes
         self.seen: tuple[int, ...] | None = None
+        self.multi_label: bool | None = None
 
-    def detect(self, img: np.ndarray, min_score: float) -> Detections:
-        self.seen = img.shape
-        keep = [(c, s) for c, s in self.boxes if s >= min_score]
+    def detect(self, img: np.ndarray, min_score: float, multi_label: bool = False) -> Detections:
+        self.seen, self.multi_label = img.shape, multi_label
+        keep = [(b, c, s) for b, c, s in self.boxes if s >= min_score]
         return Detections(
-            np.zeros((len(keep), 4), np.float32),
-            np.array([s for _, s in keep], np.float32),
-            np.array([c for c, _ in keep], np.int32),
+            np.array([b for b, _, _ in keep], np.float32).reshape(-1, 4),
+            np.array([s for _, _, s in keep], np.float32),
+            np.array([c for _, c, _ in keep], np.int32),
         )
 
 
-def test_read_signal_takes_the_best_light_in_the_region() -> None:
-    from edge.analytics.traffic_monitor import read_signal
+def test_read_model_looks_around_the_region_at_camera_scale() -> None:
+    from edge.analytics.signal import read_model
 
     img = np.zeros((240, 320, 3), np.uint8)
-    det = _FakeLightDetector([(1, 0.18), (0, 0.25), (4, 0.9)])  # green, red, an arrow
-    assert read_signal(det, img, (0.5, 0.0, 0.75, 0.25), 0.15) == "red"
-    assert det.seen == (60, 80, 3)  # only the signal head's region is looked at
-    assert read_signal(_FakeLightDetector([(2, 0.3)]), img, (0, 0, 1, 1), 0.15) == "amber"
-    assert read_signal(_FakeLightDetector([(0, 0.1)]), img, (0, 0, 1, 1), 0.15) is None
+    # region (160-240, 0-60 px): centre (200, 30). The view is 416 px of the image at its
+    # own scale centred there, so image x = view x - 8, image y = view y - 178.
+    head = [180.0, 198.0, 230.0, 218.0]  # (172-222, 20-40) in the image: on the region
+    elsewhere = [20.0, 300.0, 60.0, 320.0]  # (12-52, 122-142): another head
+    det = _FakeLightDetector([(head, 0, 0.22), (head, 5, 0.4), (elsewhere, 1, 0.9)])
+    r = read_model(det, img, (0.5, 0.0, 0.75, 0.25), 0.15)
+    assert (r.state, r.source, r.reason) == ("red", "model", None)
+    assert det.seen == (416, 416, 3) and det.multi_label  # not the 80x60 crop upscaled
+    assert r.details["seen"] == {"red": 0.22, "left": 0.4}  # the arrow kept beside the red
+    # red and green on the head, too close to call: unknown, with the reason
+    det = _FakeLightDetector([(head, 0, 0.22), (head, 1, 0.2)])
+    r = read_model(det, img, (0.5, 0.0, 0.75, 0.25), 0.15)
+    assert r.state == "unknown" and "too close" in (r.reason or "")
+    r = read_model(_FakeLightDetector([(elsewhere, 1, 0.9)]), img, (0.5, 0.0, 0.75, 0.25), 0.15)
+    assert r.state == "unknown" and r.reason == "no lit signal found in the region"
+    # mirrored: the view is flipped, the boxes flipped back (so the same head is found)
+    # and a left arrow seen in the flipped view is a right arrow
+    flipped = [416 - head[2], head[1], 416 - head[0], head[3]]
+    det = _FakeLightDetector([(flipped, 0, 0.3), (flipped, 5, 0.3)])
+    r = read_model(det, img, (0.5, 0.0, 0.75, 0.25), 0.15, mirror=True)
+    assert r.state == "red" and r.details["seen"] == {"red": 0.3, "right": 0.3}
 
 
 def test_traffic_monitor_turns_violations_into_events_then_evidence(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -333,3 +476,27 @@ def test_traffic_monitor_turns_violations_into_events_then_evidence(tmp_path) ->
     assert [m.type for m in msgs] == ["update", "end"] and pkg is None
     assert msgs[0].attributes["evidence"] == "none" and msgs[1].kind == "wrong_way"
     assert mon.pending == []
+
+
+def test_eval_count_one_vehicle_one_track_on_the_highway_clip(assets, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The last 3 s of the real highway clip: a dark car and a white van cross y = 0.7
+    (scripts/data/highway_count_truth.json, by eye). The van is boxed as car and truck at
+    once; class-aware NMS made it two tracks and two crossings."""
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "scripts"))
+    import eval_count
+
+    video = assets / "video" / "highway_cctv_320x240.avi"
+    truth = json.loads((root / "scripts" / "data" / "highway_count_truth.json").read_text())
+    want = [g for g in truth["crossings"] if 27.0 <= g["t"] < 30.0]
+    got = eval_count.evaluate(video, 0.7, 30.0, tmp_path, start=27.0)
+    assert got["fps"] == 10.0 and 25 <= got["frames_analysed"] <= 31
+    match = eval_count.match_truth(got["crossings"], want)
+    assert got["count"] == len(want) == 2 and match["matched"] == 2, got["crossings"]
+    assert got["simultaneous_duplicates"] == 0
+    before = eval_count.evaluate(video, 0.7, 30.0, tmp_path, start=27.0, ablate=True)
+    assert before["count"] == 3 and before["simultaneous_duplicates"] > 0

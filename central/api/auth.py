@@ -64,17 +64,28 @@ def _limiter(request: Request) -> LoginLimiter:
     state = request.app.state
     if not hasattr(state, "login_limiter"):
         s = state.cfg.auth
-        state.login_limiter = LoginLimiter(s.login_max_failures, s.login_window_s)
+        state.login_limiter = LoginLimiter(
+            s.login_max_failures, s.login_window_s, s.login_global_max_failures
+        )
     return state.login_limiter  # type: ignore[no-any-return]
 
 
 def _login(request: Request, session: SessionDep, username: str, password: str) -> UserRow:
     limiter = _limiter(request)
+    # The peer's address; X-Forwarded-For counts only from http.trusted_proxies (the app's
+    # proxy middleware rewrote it then), so a client cannot pick the key it is counted by.
     client = request.client.host if request.client else "unknown"
     keys = (f"u:{username.lower()}", f"ip:{client}")
     wait = limiter.retry_after(*keys)
     if wait > 0:
-        log.warning("login throttled", extra={"user": username[:64], "client": client})
+        log.warning(
+            "login throttled",
+            extra={
+                "user": username[:64],
+                "client": client,
+                "global_budget_spent": limiter.global_spent(),
+            },
+        )
         raise HTTPException(
             429,
             "too many failed logins; try again later",
@@ -157,6 +168,7 @@ def logout(request: Request, response: Response, session: SessionDep, user: User
     if secret:
         auth.end_session(session, secret)
         session.commit()
+        request.app.state.live.sessions_changed()  # its open live streams end now
     response.delete_cookie(COOKIE, path="/")
     response.status_code = 204
 
@@ -199,7 +211,7 @@ def create_user(body: UserIn, session: SessionDep, admin: AdminDep) -> dict[str,
 
 @router.patch("/api/v1/users/{username}", response_model=UserOut, tags=["users"])
 def update_user(
-    username: str, body: UserPatch, session: SessionDep, admin: AdminDep
+    username: str, body: UserPatch, request: Request, session: SessionDep, admin: AdminDep
 ) -> dict[str, Any]:
     row = session.scalar(select(UserRow).where(UserRow.username == username))
     if row is None:
@@ -213,6 +225,8 @@ def update_user(
             raise HTTPException(422, "you cannot disable your own account")
         row.disabled = body.disabled
     session.commit()
+    # A disabled account, a new password or another role: open live streams re-check now.
+    request.app.state.live.sessions_changed()
     log.info("user changed", extra={"user": row.username, "by": admin.username})
     return _user_out(row)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import and_, func, or_, select
 
-from central.api.deps import SessionDep, UserDep
+from central.api.deps import MAX_OFFSET, SessionDep, UserDep
 from central.api.schemas import CameraOut, EdgeOut
 from central.storage.db import as_utc
 from central.storage.models import CameraRow, EdgeRow
@@ -58,7 +58,7 @@ def list_cameras(
     state: State | None = Query(None, description="effective state (the edge's LWT counts)"),
     edge: str | None = Query(None, description="edge id"),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> CameraPage:
     query = select(CameraRow, EdgeRow.state).select_from(CameraRow).outerjoin(EdgeRow, _SAME_EDGE)
     if edge:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -30,6 +30,31 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+Credential = tuple[Literal["cookie", "bearer"], str]
+
+
+def credential(request: Request) -> Credential | None:
+    """The secret this request authenticates with: a bearer token first, else the cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return "bearer", value.strip()
+    cookie = request.cookies.get(COOKIE)
+    return ("cookie", cookie) if cookie else None
+
+
+def recheck(app: Any, cred: Credential) -> User | None:
+    """The account behind ``cred`` now (None once logged out, expired, disabled or
+    re-keyed); a check that does not count as use of the session."""
+    with app.state.sessions() as session:
+        return auth.resolve(session, cred[1], cred[0], app.state.cfg.auth, touch=False)
+
+
+def _same_secret(sent: str, expected: str) -> bool:
+    # Bytes, not str: compare_digest refuses non-ASCII strings with a TypeError (a 500).
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
 def optional_user(request: Request, bearer: Annotated[str | None, Depends(oauth2)]) -> User | None:
     # Its own short session, closed before the endpoint runs: a live stream must not hold
     # a pooled connection for hours (the pool would run dry with a dozen dashboards open).
@@ -43,7 +68,7 @@ def optional_user(request: Request, bearer: Annotated[str | None, Depends(oauth2
         user = auth.resolve(session, cookie, "cookie", settings)  # type: ignore[arg-type]
     if user is not None and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not user.csrf or not hmac.compare_digest(sent, user.csrf):
+        if not user.csrf or not _same_secret(sent, user.csrf):
             raise HTTPException(403, "missing or wrong CSRF token (send X-CSRF-Token)")
     return user
 
@@ -72,3 +97,10 @@ def require(permission: str) -> Callable[[User], User]:
 ActorDep = Annotated[User, Depends(require("act"))]
 ReviewerDep = Annotated[User, Depends(require("review"))]
 AdminDep = Annotated[User, Depends(require("users"))]
+IncidentsDep = Annotated[User, Depends(require("incidents"))]
+InternalDep = Annotated[User, Depends(require("internal"))]
+MetricsDep = Annotated[User, Depends(require("metrics"))]
+
+# No page of results starts further in than this: SQLite (and PostgreSQL's bigint) would
+# overflow on a larger OFFSET and answer 500.
+MAX_OFFSET = 1_000_000_000

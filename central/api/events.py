@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,7 +16,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from central.api.deps import ActorDep, ReviewerDep, SessionDep, UserDep
+from central.api import deps
+from central.api.deps import MAX_OFFSET, ActorDep, ReviewerDep, SessionDep, UserDep
 from central.api.schemas import EventDetail, EventOut, EventPage
 from central.auth import RANGER_KINDS, User
 from central.config import HubConfig
@@ -29,6 +31,7 @@ from central.storage.models import (
 )
 
 router = APIRouter(tags=["events"])
+log = logging.getLogger(__name__)
 
 Status = Literal["new", "acknowledged", "resolved", "false_alarm"]
 FINAL = ("resolved", "false_alarm")
@@ -159,7 +162,7 @@ def list_events(
     order: Literal["desc", "asc"] = "desc",
     sort: Literal["start_time", "received_at"] = "start_time",
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> EventPage:
     query = _visible(select(EventRow), user)
     if kind:
@@ -280,7 +283,10 @@ def _verify(files: dict[str, EvidenceFileRow], published: str | None) -> list[st
         problems.append("manifest.json differs from the one published with the event")
     try:
         listed = json.loads(manifest.data)["files"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return [*problems, "manifest.json is not a manifest"]
+    # An edge wrote it: ``files`` must be an object of objects, or nothing is verified.
+    if not isinstance(listed, dict) or not all(isinstance(m, dict) for m in listed.values()):
         return [*problems, "manifest.json is not a manifest"]
     for name, meta in listed.items():
         f = files.get(name)
@@ -434,7 +440,7 @@ def list_reviews(
     user: ReviewerDep,
     state: Literal["pending", "confirmed", "rejected"] = "pending",
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> EventPage:
     query = select(EventRow).where(EventRow.review == state)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -529,22 +535,59 @@ def redact(doc: dict[str, Any], user: User) -> dict[str, Any] | None:
 )
 async def stream(request: Request, user: UserDep) -> StreamingResponse:
     app = request.app
+    cred = deps.credential(request)
+    assert cred is not None  # UserDep resolved one
+    recheck_s = app.state.cfg.auth.stream_recheck_s
     sub = app.state.live.subscribe()
 
+    async def still_valid() -> str | None:
+        """None while the stream may go on; else why it ends. A stream outlives no logout,
+        disabled account, new password or expiry, and shows no other role's view."""
+        try:
+            now = await run_in_threadpool(deps.recheck, app, cred)
+        except Exception as exc:  # the database is away: fail closed, the client reconnects
+            log.warning("live stream re-check failed", extra={"error": type(exc).__name__})
+            return "recheck_failed"
+        if now is None:
+            return "signed_out"
+        if now.id != user.id or now.role != user.role:
+            return "role_changed"
+        return None
+
     async def gen() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
         n = 0
+        next_check = loop.time() + recheck_s
+        last_out = loop.time()
         try:
             yield b"retry: 2000\n\n" + _sse("hello", {"user": user.username})
             while True:
+                wait = max(0.0, min(next_check, last_out + KEEPALIVE_S) - loop.time())
                 try:
-                    item = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                    item: dict[str, Any] | None = await asyncio.wait_for(sub.queue.get(), wait)
                 except TimeoutError:
-                    if await request.is_disconnected():
+                    item = None
+                now = loop.time()
+                if now >= next_check or (item is not None and item.get("type") == "sessions"):
+                    reason = await still_valid()
+                    if reason is not None:
+                        log.info(
+                            "live stream ended",
+                            extra={"user": user.username, "reason": reason},
+                        )
+                        yield _sse("ended", {"reason": reason})
                         return
-                    yield b": keepalive\n\n"
+                    next_check = loop.time() + recheck_s
+                if item is None or item.get("type") == "sessions":
+                    if now - last_out >= KEEPALIVE_S:
+                        if await request.is_disconnected():
+                            return
+                        yield b": keepalive\n\n"
+                        last_out = now
                     continue
                 if item.get("type") == "resync":
                     yield _sse("resync", {})
+                    last_out = loop.time()
                     continue
                 doc = item.get("doc")
                 if doc is None:
@@ -555,6 +598,7 @@ async def stream(request: Request, user: UserDep) -> StreamingResponse:
                 if doc is not None:
                     n += 1
                     yield _sse("alert", doc, n)
+                    last_out = loop.time()
         finally:
             app.state.live.unsubscribe(sub)
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from central.api.deps import UserDep
+from central.api.deps import MetricsDep
 from central.api.schemas import Health
 
 router = APIRouter(tags=["operations"])
@@ -40,9 +40,10 @@ def healthz(request: Request, response: Response) -> Health:
     "/metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
-    summary="Prometheus metrics (any account; mint a token with `edgewatch user token`)",
+    summary="Prometheus metrics (admins and operators: the `metrics` permission; mint a "
+    "scraper's token with `edgewatch user token`)",
 )
-def metrics(request: Request, _user: UserDep) -> Response:
+def metrics(request: Request, _user: MetricsDep) -> Response:
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
-from central.api.deps import SessionDep, UserDep
+from central.api.deps import InternalDep, SessionDep
 from central.hotspots import Hotspot
 from central.storage.db import as_utc
 from central.storage.models import HotspotReadingRow
@@ -187,11 +187,12 @@ PUBLIC = {"x-edgewatch-auth": "public"}
 
 @router.get(
     "/api/v1/hotspots/internal",
-    summary="The hotspots with internal fields (camera, edge, raw reading) for the IOC",
+    summary="The hotspots with internal fields (camera, edge, raw reading) for the IOC "
+    "(the `internal` permission: admins and operators)",
     tags=["hotspots (internal)"],
 )
 def internal_hotspots(
-    request: Request, session: SessionDep, _user: UserDep
+    request: Request, session: SessionDep, _user: InternalDep
 ) -> list[dict[str, Any]]:
     cache = _cache(request)
     now = datetime.now(UTC)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from central.api.deps import OptionalUserDep, SessionDep, UserDep
+from central.api.deps import IncidentsDep, OptionalUserDep, SessionDep
 from central.auth import User
 from central.incidents import AckLinkError, IncidentManager
 from central.storage.db import as_utc
@@ -121,7 +123,7 @@ def _manager(request: Request) -> IncidentManager:
 )
 def list_incidents(
     session: SessionDep,
-    _user: UserDep,
+    _user: IncidentsDep,
     state: Literal["open", "acknowledged", "resolved", "false_alarm"] | None = None,
     kind: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
@@ -139,7 +141,8 @@ def list_incidents(
     response_model=IncidentDetail,
     summary="One incident with its alerts, audit trail and delivery log",
 )
-def get_incident(incident_id: str, session: SessionDep, _user: UserDep) -> dict[str, Any]:
+def get_incident(incident_id: str, session: SessionDep, user: IncidentsDep) -> dict[str, Any]:
+    full = user.can("users")  # delivery targets carry secrets: in full for admins only
     row = session.get(IncidentRow, incident_id)
     if row is None:
         raise HTTPException(404, "no such incident")
@@ -182,11 +185,11 @@ def get_incident(incident_id: str, session: SessionDep, _user: UserDep) -> dict[
                 "id": d.id,
                 "team_id": d.team_id,
                 "channel": d.channel,
-                "target": d.target if d.channel != "webpush" else d.target[:60] + "...",
+                "target": _target(d.channel, d.target, full),
                 "reason": d.reason,
                 "state": d.state,
                 "attempts": d.attempts,
-                "last_error": d.last_error,
+                "last_error": _error(d.last_error, full),
                 "created_at": as_utc(d.created_at),
                 "sent_at": as_utc(d.sent_at),
             }
@@ -195,7 +198,41 @@ def get_incident(incident_id: str, session: SessionDep, _user: UserDep) -> dict[
     }
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _origin(url: str) -> str:
+    """Scheme and host of a URL, nothing after: a webhook's path or query and a push
+    endpoint's path are credentials (a token in the query, a Slack-style secret path)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        if ":" in host:  # IPv6
+            host = f"[{host}]"
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "(redacted)"
+    return f"{parts.scheme}://{host}/..." if parts.scheme else "(redacted)"
+
+
+def _target(channel: str, target: str, full: bool) -> str:
+    if channel == "mqtt":
+        return target  # a topic: no secret in it
+    if not full:
+        return _origin(target)
+    return target if channel != "webpush" else target[:60] + "..."
+
+
+def _error(error: str | None, full: bool) -> str | None:
+    """A delivery error with any URL in it cut to its origin (for all but admins)."""
+    if error is None or full:
+        return error
+    return _URL.sub(lambda m: _origin(m.group()), error)
+
+
 ACK_ERRORS = {"invalid": 403, "expired": 403, "used": 409}
+INVALID_LINK = "the ack link is not valid for this incident"
 
 
 def ack_auth(
@@ -209,6 +246,8 @@ def ack_auth(
 ) -> tuple[User | None, str | None]:
     """A signed link from a notification, or an account that may act on incidents."""
     if token:
+        if not token.isascii():  # links are ASCII; others would reach the signer's int()
+            raise HTTPException(403, INVALID_LINK)
         return None, token
     return _incident_user(user, None), None
 
@@ -331,13 +370,23 @@ def subscribe(team_id: str, sub: Subscription, request: Request, session: Sessio
     team = cfg.team(team_id)
     if team is None or not any(c.type == "webpush" for c in team.channels):
         raise HTTPException(404, "no such team with Web Push")
-    if not team.enrol_token or sub.token != team.enrol_token:
+    import hmac
+
+    from central.incidents import PushRefused, _now, admit_push_subscription
+
+    if not team.enrol_token or not hmac.compare_digest(
+        sub.token.encode(), team.enrol_token.encode()
+    ):
         raise HTTPException(403, "wrong enrolment token")
+    # https on an allow-listed push service only (422), at most N per team (409)
+    try:
+        admit_push_subscription(session, cfg.push, team_id, sub.endpoint)
+    except PushRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
     row = session.execute(
         select(PushSubscriptionRow).where(PushSubscriptionRow.endpoint == sub.endpoint)
     ).scalar_one_or_none()
     if row is None:
-        from central.incidents import _now
 
         session.add(
             PushSubscriptionRow(
@@ -371,3 +420,16 @@ def rangers_sw() -> FileResponse:
 @router.get("/rangers/manifest.webmanifest", include_in_schema=False)
 def rangers_manifest() -> FileResponse:
     return FileResponse(WEB / "rangers.webmanifest", media_type="application/manifest+json")
+
+
+# after sw.js and the manifest: this pattern would shadow them
+RANGER_ASSETS = {"rangers.js": "text/javascript", "rangers.css": "text/css"}
+
+
+@router.get("/rangers/{name}", include_in_schema=False)
+def rangers_asset(name: str) -> FileResponse:
+    if name not in RANGER_ASSETS:
+        raise HTTPException(404)
+    return FileResponse(
+        WEB / name, media_type=RANGER_ASSETS[name], headers={"Cache-Control": "no-cache"}
+    )

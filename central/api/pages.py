@@ -18,17 +18,9 @@ ASSETS = {
     "app.css": "text/css",
     "login.js": "text/javascript",
 }
-HEADERS = {
-    "Cache-Control": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        "connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'self'"
-    ),
-}
+# The security headers (CSP, frame-ancestors, nosniff, Referrer-Policy) come from
+# central.api.security, on every answer of the hub.
+HEADERS = {"Cache-Control": "no-cache"}
 
 
 @router.get("/")

@@ -143,6 +143,14 @@ function connectStream() {
     if (currentRoute().name === "alert" && currentRoute().id === a.id) showAlert(a.id);
   });
   stream.addEventListener("resync", () => loadAlerts().then(() => currentRoute().name === "alerts" && renderAlertList()));
+  // The hub ends a stream whose session ended (logout, disabled account, new password) or
+  // whose account changed role: sign in again, or reload for the new role's view.
+  stream.addEventListener("ended", (ev) => {
+    stream.close();
+    const { reason } = JSON.parse(ev.data || "{}");
+    if (reason === "role_changed") location.reload();
+    else location.assign("/login");
+  });
   stream.onerror = () => {
     liveBadge.textContent = "● reconnecting";
     liveBadge.className = "live off";
@@ -492,6 +500,10 @@ async function showCameras(state = "", offset = 0) {
 
 async function showHotspots() {
   setNav("hotspots");
+  if (!can("internal")) {
+    show(h("h1", {}, "Flood hotspots"), h("p", { class: "muted", id: "no-hotspots" }, `Your role (${me.role}) cannot see the internal hotspot data; the public page is `, h("a", { href: "/hotspots" }, "/hotspots"), "."));
+    return;
+  }
   const load = async () => {
     let spots;
     try {
@@ -627,6 +639,7 @@ async function main() {
   }
   document.getElementById("who").textContent = `${me.username} (${me.role})`;
   if (!can("review")) document.querySelector("[data-nav=review]").hidden = true;
+  if (!can("internal")) document.querySelector("[data-nav=hotspots]").hidden = true;
   document.getElementById("logout").addEventListener("click", async () => {
     await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
     location.assign("/login");

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from edge.analytics.objects import Transition
+from edge.analytics.waterline import Waterline, find_waterline
 from edge.config import FloodAnalytic, FloodLevel
 
 UNKNOWN_REASONS = (
@@ -47,6 +48,8 @@ UNKNOWN_REASONS = (
     "no_frames",
     "no_waterline",
     "no_reference",
+    "low_confidence",
+    "unconfirmed_jump",
 )
 NORMAL = "normal"
 UNKNOWN = "unknown"
@@ -102,6 +105,7 @@ class SceneCheck:
         self._ref_contrast = max(1.0, float(g.std()))
         self._ref_kp, self._ref_desc = self._features(bgr)
         self._ref_edges = self._edges(g)
+        self._ref_mag = self._edge_mag(g)
 
     def _features(
         self, bgr: np.ndarray, mask: np.ndarray | None = None
@@ -112,12 +116,52 @@ class SceneCheck:
         return self._orb.detectAndCompute(g, mask)
 
     @staticmethod
-    def _edges(g: np.ndarray) -> np.ndarray:
+    def _edge_mag(g: np.ndarray) -> np.ndarray:
         f = cv2.GaussianBlur(g.astype(np.float32), (0, 0), 1.5)
         mag = cv2.magnitude(cv2.Sobel(f, cv2.CV_32F, 1, 0), cv2.Sobel(f, cv2.CV_32F, 0, 1))
         mag /= float(mag.mean()) + 1e-6
+        return mag
+
+    @classmethod
+    def _edges(cls, g: np.ndarray) -> np.ndarray:
         win = cv2.createHanningWindow(g.shape[::-1], cv2.CV_32F)
-        return mag * win
+        return cls._edge_mag(g) * win
+
+    def _tiles_shift(self, g: np.ndarray, keep: int) -> float | None:
+        """The shift most tiles of the dry view agree on, when it is small (None: no such
+        majority). The sun coming out, shadows of reeds or a wet board change the edges
+        of some tiles, so the whole view's phase peak weakens and its keypoints no longer
+        match; a camera that really moved shifts every tile the same way, by a lot."""
+        ref, cur = self._ref_mag, self._edge_mag(g)
+        h, w = g.shape
+        keep = min(h, max(16, keep))
+        ny = 2 if keep >= 96 else 1
+        ys = np.linspace(0, keep, ny + 1).round().astype(int)
+        xs = np.linspace(0, w, 4).round().astype(int)
+        limit = self.cfg.max_shift * w
+        found: list[tuple[float, float, float]] = []
+        against = 0
+        for i in range(ny):
+            for j in range(3):
+                r = ref[ys[i] : ys[i + 1], xs[j] : xs[j + 1]]
+                c = cur[ys[i] : ys[i + 1], xs[j] : xs[j + 1]]
+                if min(r.shape) < 24 or float(r.std()) < 0.3:
+                    continue  # too small, or flat (sky, calm water): it says nothing
+                win = cv2.createHanningWindow(r.shape[::-1], cv2.CV_32F)
+                (dx, dy), resp = cv2.phaseCorrelate(r, c, win)
+                if resp >= 0.1 and math.hypot(dx, dy) <= limit:
+                    found.append((dx, dy, resp))
+                elif resp >= 0.2:
+                    against += 1  # a clear peak somewhere else: this tile saw it move
+        if against or not found:
+            return None
+        arr = np.asarray(found)
+        med = np.median(arr[:, :2], axis=0)
+        near = arr[np.hypot(*(arr[:, :2] - med).T) <= 1.5]  # the tiles that agree on one shift
+        # three tiles that agree, or two that agree with clear peaks (and none against)
+        if len(near) >= 3 or (len(near) == 2 and float(near[:, 2].min()) >= 0.3):
+            return float(math.hypot(*np.median(near[:, :2], axis=0)))
+        return None
 
     def _sharpness(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per tile: fine-detail energy over coarse-detail energy (contrast cancels), and std."""
@@ -182,10 +226,13 @@ class SceneCheck:
 
         Phase correlation of edge images first (robust to noise and gain, night included);
         when too little of the reference view is left for it (water over most of the
-        frame), reference keypoints (ORB, RANSAC similarity) decide.
+        frame), reference keypoints (ORB, RANSAC similarity) decide; when they cannot
+        either (sun and hard shadows on a view that was lit by IR), a majority of tiles of
+        the dry view agreeing on one small shift says the camera stayed.
         """
         ref, cur = self._ref_edges, self._edges(g)
         mask = None
+        keep = g.shape[0]
         if water_from is not None:  # moving water is not the view: compare the dry part
             keep = min(g.shape[0], max(8, int(water_from * g.shape[0])))
             ref, cur = ref.copy(), cur.copy()
@@ -221,6 +268,10 @@ class SceneCheck:
                         corners = np.float32([[0, 0], [w, 0], [0, h], [w, h]])
                     moved = corners @ m[:, :2].T + m[:, 2] - corners
                     return float(np.linalg.norm(moved, axis=1).max()) * scale, "keypoints"
+        # neither could tell: does most of the view agree on staying where it was?
+        tiles = self._tiles_shift(g, keep)
+        if tiles is not None:
+            return tiles, "tiles"
         return fallback
 
     def _moved(self, bgr: np.ndarray, g: np.ndarray, water_from: float | None) -> bool:
@@ -231,26 +282,6 @@ class SceneCheck:
 
 
 # -- measuring -----------------------------------------------------------------------------
-
-
-def _change_point(features: np.ndarray, margin: int = 3) -> tuple[int, float]:
-    """Best split of (L, k) rows into two constant segments: (row, share of variance explained)."""
-    n = features.shape[0]
-    if n < 2 * margin + 2:
-        return n // 2, 0.0
-    c1 = np.cumsum(features, axis=0)
-    c2 = np.cumsum(features * features, axis=0)
-    total1, total2 = c1[-1], c2[-1]
-    t = np.arange(margin, n - margin)  # split before row t: rows [0, t) and [t, n)
-    a1, a2 = c1[t - 1], c2[t - 1]
-    na = t[:, None].astype(np.float64)
-    nb = (n - t)[:, None].astype(np.float64)
-    sse = (a2 - a1 * a1 / na) + ((total2 - a2) - (total1 - a1) ** 2 / nb)
-    cost = sse.sum(axis=1)
-    base = float((total2 - total1 * total1 / n).sum())
-    best = int(np.argmin(cost))
-    explained = 1.0 - float(cost[best]) / base if base > 0 else 0.0
-    return int(t[best]), explained
 
 
 class LineGauge:
@@ -283,7 +314,10 @@ class LineGauge:
         self.cal_v = np.asarray([cfg.points[i].level_cm for i in order], np.float64)
         if np.any(np.diff(self.cal_t) <= 0.5):
             raise ValueError("points: two calibration points project to the same place")
+        # pixels per cm along the line, from the calibration: the scale of marks and steps
+        self.px_per_cm = float(np.median(np.abs(np.diff(self.cal_t) / np.diff(self.cal_v))))
         self._strips: deque[np.ndarray] = deque(maxlen=cfg.temporal_median)
+        self.last: Waterline | None = None
         corners = np.array([pts[0, 0], pts[0, -1], pts[-1, 0], pts[-1, -1]])
         x1, y1 = corners.min(axis=0)
         x2, y2 = corners.max(axis=0)
@@ -316,43 +350,24 @@ class LineGauge:
         self._strips.clear()
 
     def measure(self, bgr: np.ndarray) -> tuple[float | None, float, float]:
-        """(level cm or None, confidence 0..1, waterline position in rows)."""
+        """(level cm or None, confidence 0..1, waterline position in rows).
+
+        None: the strip has no step of the expected sign (``last`` is then None too);
+        a reading below the confidence floor is the state machine's to refuse."""
         self._strips.append(self.strip(bgr))
         strip = (
             np.median(np.stack(self._strips), axis=0).astype(np.uint8)
             if len(self._strips) > 1
             else self._strips[-1]
         )
-        row, conf = self.waterline(strip)
-        if conf < 0.2:
-            return None, conf, float(row)
-        return float(self.level_at(row)), conf, float(row)
-
-    @staticmethod
-    def waterline(strip: np.ndarray) -> tuple[float, float]:
-        """Row of the waterline in a strip (rows along the line, top first) and confidence."""
-        lab = cv2.cvtColor(strip, cv2.COLOR_BGR2LAB).astype(np.float32)
-        lum = lab[..., 0]
-        k = 7
-        mean = cv2.blur(lum, (k, k))
-        var = np.maximum(cv2.blur(lum * lum, (k, k)) - mean * mean, 0)
-        texture = np.sqrt(var).mean(axis=1)
-        grad = np.abs(cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3)).mean(axis=1)
-        feats = np.stack(
-            [
-                lab[..., 0].mean(axis=1),
-                lab[..., 1].mean(axis=1),
-                lab[..., 2].mean(axis=1),
-                texture,
-                grad,
-            ],
-            axis=1,
+        cfg = self.cfg
+        wl = find_waterline(
+            strip, self.px_per_cm, water=cfg.water, mark_cm=cfg.mark_cm, lines=cfg.search_lines
         )
-        feats = cv2.blur(feats, (1, 5))  # along rows only
-        scale = feats.std(axis=0)
-        feats = feats / np.maximum(scale, 1e-3)
-        row, explained = _change_point(feats.astype(np.float64))
-        return float(row), explained
+        self.last = wl
+        if wl is None:
+            return None, 0.0, self.rows / 2.0
+        return float(self.level_at(wl.row)), wl.confidence, wl.row
 
 
 class RoadCover:
@@ -459,7 +474,21 @@ class Reading:
 
 
 class LevelStateMachine:
-    """Readings in, alarm states out. ``update`` takes a level (or None: unusable) and time."""
+    """Readings in, alarm states out. ``update`` takes a level (or None: unusable), the time
+    and the reading's confidence.
+
+    Three rules keep a wrong all-clear out, whatever the image did:
+
+    - **Confidence floor.** A reading less sure than ``min_confidence`` is ``unknown``
+      (``low_confidence``): it neither raises nor clears, and breaks a run of evidence.
+    - **Physics per sample.** Two readings may differ by ``max_rate_cm_per_min`` times the
+      minutes between them plus ``jump_tolerance_cm``. A larger jump is ``unknown``
+      (``unconfirmed_jump``) until the next reading says the same (then both count: a real
+      surge, a gate opened) or goes back (the jump was an outlier and is dropped).
+    - **An all-clear needs evidence.** A raised level clears only after ``clear_readings``
+      confident readings in a row, each ``margin_cm`` below it, spanning ``hold_s``; an
+      unknown reading starts the count again. A level is raised on one confident reading.
+    """
 
     def __init__(
         self,
@@ -468,9 +497,11 @@ class LevelStateMachine:
         margin_cm: float = 5.0,
         hold_s: float = 600.0,
         smoothing: int = 3,
-        max_rate_cm_per_min: float | None = 5.0,
-        jump_tolerance_cm: float = 10.0,
+        max_rate_cm_per_min: float | None = 2.0,
+        jump_tolerance_cm: float = 5.0,
         trend_window_s: float = 1200.0,
+        min_confidence: float = 0.0,
+        clear_readings: int = 2,
     ) -> None:
         self.levels = levels
         self.thresholds = np.asarray([lv.level_cm for lv in levels], np.float64)
@@ -479,67 +510,106 @@ class LevelStateMachine:
         self.max_rate = max_rate_cm_per_min
         self.jump_tol = jump_tolerance_cm
         self.trend_window_s = trend_window_s
+        self.min_confidence = min_confidence
+        self.clear_readings = max(2, clear_readings)  # never on one reading
         self._raw: deque[tuple[float, float]] = deque(maxlen=smoothing)
-        self._pending: list[float] = []
+        self._pending: tuple[float, float] | None = None  # an unconfirmed jump: (t, value)
+        self._last: tuple[float, float] | None = None  # the last accepted reading
         self._history: deque[tuple[float, float]] = deque()
+        self._below: list[tuple[float, float]] = []  # the current run of clearing evidence
         self.index = 0  # number of levels reached
-        self._below_since: float | None = None
         self.smoothed: float | None = None
-        self._last_t: float | None = None
         self.rejected = 0
 
     @property
     def level_state(self) -> str:
         return NORMAL if self.index == 0 else self.levels[self.index - 1].name
 
-    def _accept(self, value: float, t: float) -> bool:
-        if self.max_rate is None or self.smoothed is None or self._last_t is None:
-            return True
-        allowed = self.max_rate * max(0.0, t - self._last_t) / 60.0 + self.jump_tol
-        if abs(value - self.smoothed) <= allowed:
-            self._pending.clear()
-            return True
-        # A jump: believe it only when it persists (a real step: recalibration, a gate).
-        self._pending.append(value)
-        if len(self._pending) >= 3 and np.ptp(self._pending[-3:]) <= 2 * self.jump_tol:
-            self._raw.clear()
-            self._raw.extend((t, v) for v in self._pending[-3:-1])
-            self._pending.clear()
-            return True
-        self.rejected += 1
-        return False
+    def allowed_change(self, dt_s: float) -> float:
+        """The largest plausible change between two readings ``dt_s`` apart (cm)."""
+        if self.max_rate is None:
+            return math.inf
+        return self.max_rate * max(0.0, dt_s) / 60.0 + self.jump_tol
+
+    def _plausible(self, a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return abs(b[1] - a[1]) <= self.allowed_change(b[0] - a[0])
 
     def update(
-        self, now: datetime, value: float | None, reason: str | None = None
+        self,
+        now: datetime,
+        value: float | None,
+        reason: str | None = None,
+        confidence: float | None = None,
     ) -> tuple[Reading, list[LevelChange]]:
         t = now.timestamp()
         if value is None:
+            self._below.clear()
             return self._reading(now, UNKNOWN, None, reason=reason or "unknown"), []
-        if not self._accept(value, t):
-            return self._reading(now, self.level_state, value, rejected=True), []
+        if confidence is not None and confidence < self.min_confidence:
+            self._below.clear()
+            reading = self._reading(now, UNKNOWN, value, reason="low_confidence")
+            reading.confidence = confidence
+            return reading, []
+        new = (t, float(value))
+        accepted = [new]
+        if self._last is not None and not self._plausible(self._last, new):
+            if self._pending is not None and self._plausible(self._pending, new):
+                # the next reading confirms the jump: a real step, both readings count
+                accepted = [self._pending, new]
+                self._raw.clear()
+                self._below.clear()
+                self._pending = None
+            else:
+                self._pending = new
+                self._below.clear()
+                self.rejected += 1
+                reading = self._reading(
+                    now, UNKNOWN, value, reason="unconfirmed_jump", rejected=True
+                )
+                reading.confidence = confidence
+                return reading, []
+        self._pending = None  # back on track: an unconfirmed jump was an outlier
+        changes: list[LevelChange] = []
+        for tv in accepted:
+            changes += self._accept(*tv)
+        reading = self._reading(now, self.level_state, value)
+        reading.confidence = confidence
+        return reading, changes
+
+    def _accept(self, t: float, value: float) -> list[LevelChange]:
         self._raw.append((t, value))
-        self.smoothed = self._smooth(t)
-        self._last_t = t
-        self._history.append((t, self.smoothed))
+        self._last = (t, value)
+        self.smoothed = s = self._smooth(t)
+        self._history.append((t, s))
         while self._history and t - self._history[0][0] > self.trend_window_s:
             self._history.popleft()
         changes: list[LevelChange] = []
-        s = self.smoothed
         while self.index < len(self.levels) and s >= self.thresholds[self.index]:
             self.index += 1
             changes.append(LevelChange("reached", self.index - 1, self.levels[self.index - 1]))
-            self._below_since = None
-        if self.index > 0 and s < self.thresholds[self.index - 1] - self.margin:
-            if self._below_since is None:
-                self._below_since = t
-            if t - self._below_since >= self.hold_s:
-                while self.index > 0 and s < self.thresholds[self.index - 1] - self.margin:
-                    self.index -= 1
-                    changes.append(LevelChange("cleared", self.index, self.levels[self.index]))
-                self._below_since = None
-        elif self.index > 0:
-            self._below_since = None
-        return self._reading(now, self.level_state, value), changes
+            self._below.clear()
+        if self.index == 0:
+            self._below.clear()
+            return changes
+        # clearing evidence: each reading (raw and smoothed) below the level by the margin
+        limit = self.thresholds[self.index - 1] - self.margin
+        if value < limit and s < limit:
+            self._below.append((t, min(value, s)))
+        else:
+            self._below.clear()
+        while (
+            self.index > 0
+            and len(self._below) >= self.clear_readings
+            and self._below[-1][0] - self._below[0][0] >= self.hold_s
+        ):
+            limit = self.thresholds[self.index - 1] - self.margin
+            if max(v for _t, v in self._below) >= limit:
+                break
+            self.index -= 1
+            changes.append(LevelChange("cleared", self.index, self.levels[self.index]))
+        if changes and changes[-1].kind == "cleared":
+            self._below.clear()  # the next level down needs its own evidence
+        return changes
 
     def _smooth(self, t: float) -> float:
         """Median smoothing that does not lag a steady rise: the median of the window's
@@ -635,7 +705,10 @@ class FloodRule:
             smoothing=cfg.smoothing,
             # road cover moves in steps of the references' heights: no rate bound
             max_rate_cm_per_min=cfg.max_rate_cm_per_min if cfg.setup != "road_cover" else None,
+            jump_tolerance_cm=cfg.jump_tolerance_cm,
             trend_window_s=cfg.trend_window_s,
+            min_confidence=cfg.min_confidence,
+            clear_readings=cfg.clear_readings,
         )
         self.gauge: LineGauge | None = None
         self.road: RoadCover | None = None
@@ -711,7 +784,9 @@ class FloodRule:
                 self.road.reset()
             return self._finish(now, None, reason)
         if self.gauge is not None:
-            out = self._finish(now, value, None if value is not None else "no_waterline")
+            out = self._finish(
+                now, value, None if value is not None else "no_waterline", round(conf, 3)
+            )
             out.reading.confidence = round(conf, 3)
             p = self.gauge.p0 + (self.gauge.p1 - self.gauge.p0) * row / self.gauge.length
             n = np.array([-(self.gauge.p1 - self.gauge.p0)[1], (self.gauge.p1 - self.gauge.p0)[0]])
@@ -737,8 +812,14 @@ class FloodRule:
         """No frame for several periods (dead or frozen stream)."""
         return self._finish(now, None, "no_frames")
 
-    def _finish(self, now: datetime, value: float | None, reason: str | None) -> FloodOutput:
-        reading, changes = self.machine.update(now, value, reason)
+    def _finish(
+        self,
+        now: datetime,
+        value: float | None,
+        reason: str | None,
+        confidence: float | None = None,
+    ) -> FloodOutput:
+        reading, changes = self.machine.update(now, value, reason, confidence)
         out = FloodOutput(reading)
         for ch in changes:
             key = ch.level.name
@@ -751,7 +832,7 @@ class FloodRule:
                 tr = self._transition("end", ev, key, now, reading, ch.level)
                 tr.end_time = now
                 out.transitions.append(tr)
-        if value is None:
+        if reading.state == UNKNOWN:
             self._unknown_run += 1
             if self._unknown_run == self.cfg.unknown_after and "__unknown" not in self._open:
                 ev = self._open["__unknown"] = _Open(uuid.uuid4(), now)

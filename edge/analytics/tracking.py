@@ -13,8 +13,16 @@ Box" (ECCV 2022), the way supervision's ``ByteTrack`` reads: detections in, trac
   the same result when boxes are sparse, as on road cameras, and no scipy dependency.
 - A new track needs ``min_hits`` matched frames before it is reported (tentative
   tracks that miss once are dropped); a lost track is kept for ``lost_ttl_s`` seconds.
-- A track's class is the vote of the classes of its matched detections, so a car the
-  detector once calls a truck stays a car.
+- Association ignores class: a box is matched by where it is, not by what the detector
+  called it this frame, so a van that is a ``car`` in one frame and a ``truck`` in the
+  next stays one track.
+- A track's class is a vote: every matched detection adds its score for every class
+  (``Detections.class_scores``, kept by the detector's cross-class NMS; its one class
+  when absent). The track reports the winning class and its share of the vote
+  (``class_share``), so a rule that acts on a class can ask how sure the vote is.
+- An unmatched detection lying on a track matched in the same frame (IoU >= ``dup_iou``)
+  is the same vehicle boxed twice (a detector without cross-class NMS, a box and its
+  half), not a new vehicle: it starts no track.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ class Tracks:
     xyxy: np.ndarray  # (N, 4) float32
     class_id: np.ndarray  # (N,) int32, the track's voted class
     confidence: np.ndarray  # (N,) float32
+    class_share: np.ndarray | None = None  # (N,) float32, the voted class's share of the vote
 
     @classmethod
     def empty(cls) -> Tracks:
@@ -42,10 +51,21 @@ class Tracks:
             np.zeros((0, 4), np.float32),
             np.zeros((0,), np.int32),
             np.zeros((0,), np.float32),
+            np.zeros((0,), np.float32),
         )
 
     def __len__(self) -> int:
         return int(self.track_id.shape[0])
+
+    def __getitem__(self, index: np.ndarray | slice) -> Tracks:
+        share = None if self.class_share is None else self.class_share[index]
+        return Tracks(
+            self.track_id[index],
+            self.xyxy[index],
+            self.class_id[index],
+            self.confidence[index],
+            share,
+        )
 
     def anchors(self) -> np.ndarray:
         """Bottom-centre of each box (where a vehicle meets the road), (N, 2)."""
@@ -204,6 +224,7 @@ class ByteTrack:
         lost_ttl_s: float = 1.5,
         fps_hint: float = 10.0,
         num_classes: int = 80,
+        dup_iou: float = 0.7,
     ) -> None:
         self.high = high_thresh
         self.low = low_thresh
@@ -212,6 +233,7 @@ class ByteTrack:
         self.low_match_iou = low_match_iou
         self.min_hits = min_hits
         self.lost_ttl_s = lost_ttl_s
+        self.dup_iou = dup_iou
         self.kf = KalmanBoxes(fps_hint)
         self.num_classes = num_classes
         self.s = _State(votes=np.zeros((0, num_classes), np.float32))
@@ -241,7 +263,6 @@ class ByteTrack:
         for r, c in greedy_match(iou * conf[hi][None, :], self.match_iou * self.high):
             if iou[r, c] >= self.match_iou:
                 matched_t[r] = int(hi[c])
-        used_hi = {d for d in matched_t.values()}
         # 2) low-score detections against active tracks left over (seen last frame or so)
         recent = np.nonzero(s.last_seen >= self._prev_t - 1e-9)[0]
         free = np.array([r for r in recent if r not in matched_t], np.int64)
@@ -258,7 +279,7 @@ class ByteTrack:
             s.hits[rows] += 1
             s.last_seen[rows] = t
             s.score[rows] = conf[di]
-            np.add.at(s.votes, (rows, dets.class_id[di]), conf[di])
+            s.votes[rows] += self._votes(dets, di)
 
         # drop tentative tracks that missed, and lost tracks past their time
         keep = np.ones(len(s.ids), bool)
@@ -273,14 +294,19 @@ class ByteTrack:
         s.take(keep)
         matched_now = matched_now[keep]
 
-        # 3) new tentative tracks from confident, unmatched detections
-        new = [int(d) for d in hi if int(d) not in used_hi and conf[d] >= self.new]
+        # 3) new tentative tracks from confident, unmatched detections, unless they lie on
+        # a vehicle already matched in this frame (the same vehicle boxed twice)
+        used = set(matched_t.values())
+        new = [int(d) for d in hi if int(d) not in used and conf[d] >= self.new]
+        if new and used:
+            taken = dets.xyxy[np.array(sorted(used), np.int64)]
+            twice = iou_matrix(dets.xyxy[np.array(new, np.int64)], taken).max(axis=1)
+            new = [d for d, o in zip(new, twice.tolist(), strict=True) if o < self.dup_iou]
         if new:
             idx = np.array(new, np.int64)
             m, c = self.kf.initiate(_xyah(dets.xyxy[idx]))
             n = len(idx)
-            votes = np.zeros((n, self.num_classes), np.float32)
-            votes[np.arange(n), dets.class_id[idx]] = conf[idx]
+            votes = self._votes(dets, idx)
             s.mean = np.concatenate([s.mean, m])
             s.cov = np.concatenate([s.cov, c])
             s.ids = np.concatenate([s.ids, np.arange(self._next_id, self._next_id + n)])
@@ -296,9 +322,22 @@ class ByteTrack:
         show = matched_now & (s.hits >= self.min_hits)
         if not show.any():
             return Tracks.empty()
+        votes = s.votes[show]
+        voted = votes.argmax(axis=1)
+        share = votes[np.arange(len(voted)), voted] / np.maximum(votes.sum(axis=1), 1e-9)
         return Tracks(
             track_id=s.ids[show].astype(np.int64),
             xyxy=_xyxy(s.mean[show, :4]).astype(np.float32),
-            class_id=s.votes[show].argmax(axis=1).astype(np.int32),
+            class_id=voted.astype(np.int32),
             confidence=s.score[show].astype(np.float32),
+            class_share=share.astype(np.float32),
         )
+
+    def _votes(self, dets: Detections, idx: np.ndarray) -> np.ndarray:
+        """What detections ``idx`` add to their tracks' class votes: every class's score
+        when the detector kept them, else the score of their one class."""
+        if dets.class_scores is not None and dets.class_scores.shape[1] == self.num_classes:
+            return dets.class_scores[idx].astype(np.float32)
+        votes = np.zeros((len(idx), self.num_classes), np.float32)
+        votes[np.arange(len(idx)), dets.class_id[idx]] = dets.confidence[idx]
+        return votes

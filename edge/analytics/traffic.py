@@ -76,28 +76,58 @@ class Line:
 
 
 class SignalState:
-    """The signal's state over time, from the light model or a controller feed."""
+    """The signal's state over time, and how sure of it we are.
 
-    def __init__(self) -> None:
-        self._t: list[float] = []
+    Two kinds of source feed it:
+
+    - a controller (``mqtt``) reports changes: a state holds until the next report.
+    - a camera (``model``, ``lamps``; ``sampled=True``) reports what it saw at each look.
+      A state is sure at time t only between two consecutive looks that both saw it, at
+      most ``max_gap_s`` apart. Between a look that saw red and a next look that saw
+      anything else the light changed at some unknown moment, so that stretch is
+      ``unknown``; after the latest look it is ``pending`` until the next one. ``since`` is
+      the first look of the run, so how long it had been red is never overstated.
+    """
+
+    def __init__(
+        self, sampled: bool = False, source: str = "mqtt", max_gap_s: float = 2.0, keep: int = 4096
+    ) -> None:
+        self.sampled = sampled
+        self.source = source
+        self.max_gap_s = max_gap_s
+        self.keep = keep
+        self._t: list[float] = []  # start of each run (a change, for a controller)
+        self._end: list[float] = []  # last look of each run (sampled)
         self._s: list[str] = []
 
     def set(self, t: float, state: str) -> None:
         if state not in SIGNAL_STATES:
             raise ValueError(f"signal state {state!r} is not one of {SIGNAL_STATES}")
-        if self._s and self._s[-1] == state:
-            return
-        if self._t and t < self._t[-1]:
+        last = self._end[-1] if self.sampled and self._end else (self._t[-1] if self._t else None)
+        if last is not None and t < last:
             raise ValueError("signal states must arrive in time order")
+        if self._s and self._s[-1] == state and (
+            not self.sampled or t - self._end[-1] <= self.max_gap_s
+        ):
+            self._end[-1] = t
+            return
         self._t.append(t)
+        self._end.append(t)
         self._s.append(state)
+        if len(self._t) > self.keep:  # bounded over months
+            del self._t[0], self._end[0], self._s[0]
 
     def at(self, t: float) -> tuple[str, float | None]:
-        """(state, since when) at time ``t``; unknown before the first report."""
+        """(state, since when) at time ``t``: unknown before the first report; for a camera,
+        unknown between runs and ``pending`` after the latest look."""
         i = bisect.bisect_right(self._t, t) - 1
         if i < 0:
             return "unknown", None
-        return self._s[i], self._t[i]
+        if not self.sampled or t <= self._end[i]:
+            return self._s[i], self._t[i]
+        if i == len(self._t) - 1:
+            return "pending", None
+        return "unknown", None
 
 
 class _Rule:
@@ -124,10 +154,7 @@ class _Rule:
     def _select(self, tracks: Tracks) -> Tracks:
         if self.classes is None or len(tracks) == 0:
             return tracks
-        keep = np.isin(tracks.class_id, self.classes)
-        return Tracks(
-            tracks.track_id[keep], tracks.xyxy[keep], tracks.class_id[keep], tracks.confidence[keep]
-        )
+        return tracks[np.isin(tracks.class_id, self.classes)]
 
     def _ids(self, tracks: Tracks, t: float) -> list[int]:
         """The rule's id for each track (stitched across ID switches)."""
@@ -162,6 +189,8 @@ class _Rule:
         tid = int(tracks.track_id[i])
         if tid != key:
             details["earlier_track_id"] = key
+        if tracks.class_share is not None:
+            details.setdefault("class_share", round(float(tracks.class_share[i]), 2))
         box = tuple(float(v) for v in tracks.xyxy[i])
         return Violation(self.name, tid, t, int(tracks.class_id[i]), box, details)  # type: ignore[arg-type]
 
@@ -190,6 +219,11 @@ class RedLight(_Rule):
     between frames; it counts once the vehicle has come from at least ``margin`` behind
     the line and gone ``confirm`` past it within ``max_cross_s``. A vehicle stopped on the
     line, its box jittering across it, does not cross until it drives on (on green).
+
+    Only a red the signal source is sure of counts (``SignalState.at``): from a camera,
+    red seen at the looks on both sides of the moment. When the next look has not come
+    yet the crossing waits for it (up to ``max_wait_s``); ``unknown`` and ``pending``
+    never make a violation. The violation says which source saw the red.
     """
 
     name = "red_light"
@@ -204,9 +238,13 @@ class RedLight(_Rule):
         confirm: float = 0.03,
         max_cross_s: float = 1.5,
         classes: Sequence[int] | None = None,
+        max_wait_s: float = 3.0,
     ) -> None:
         super().__init__(classes)
         self.line = Line(*stop_line, forward=forward)
+        self.max_wait_s = max_wait_s
+        # crossings waiting for the signal's next look: key -> (moment, the track then, until)
+        self._wait: dict[int, tuple[float, Tracks, float]] = {}
         self.signal = signal
         self.grace_s = grace_s
         self.margin = margin
@@ -218,12 +256,35 @@ class RedLight(_Rule):
         self._done: set[int] = set()
 
     def _state(self) -> list[dict]:
-        return [self._behind, self._neg, self._pos]
+        return [self._behind, self._neg, self._pos, self._wait]
+
+    def _judge(self, key: int, tc: float, row: Tracks) -> Violation | None | bool:
+        """The violation, None when there is none, False while the signal is pending."""
+        state, since = self.signal.at(tc)
+        if state == "pending":
+            return False
+        if state == "red" and since is not None and tc - since >= self.grace_s:
+            return self._violation(
+                row,
+                0,
+                tc,
+                key,
+                signal="red",
+                red_for_s=round(tc - since, 2),
+                signal_source=self.signal.source,
+            )
+        return None
 
     def update(self, tracks: Tracks, t: float) -> list[Violation]:
         tracks = self._select(tracks)
         keys = self._ids(tracks, t)
         out = []
+        for key, (tc, row, until) in list(self._wait.items()):
+            got = self._judge(key, tc, row)
+            if got is not False or t > until:
+                del self._wait[key]
+                if got:
+                    out.append(got)
         pts = tracks.anchors()
         side = self.line.side(pts)
         along = self.line.along(pts)
@@ -248,13 +309,12 @@ class RedLight(_Rule):
             # when the anchor passed ``margin`` beyond the line: a vehicle stopped on the
             # line, its box jittering across it, only passes that when it drives on
             tc = t0 + (t1 - t0) * (self.margin - s0) / (s1 - s0)
-            state, since = self.signal.at(tc)
-            if state == "red" and since is not None and tc - since >= self.grace_s:
-                out.append(
-                    self._violation(
-                        tracks, i, tc, key, signal="red", red_for_s=round(tc - since, 2)
-                    )
-                )
+            row = tracks[i : i + 1]
+            got = self._judge(key, tc, row)
+            if got is False:
+                self._wait[key] = (tc, row, t + self.max_wait_s)
+            elif got:
+                out.append(got)
         return out
 
 
@@ -305,7 +365,11 @@ class WrongWay(_Rule):
 
 class LaneRestriction(_Rule):
     """A forbidden class in a lane for at least ``min_time_s`` (gaps up to ``gap_s``
-    forgiven: a missed detection does not restart the clock)."""
+    forgiven: a missed detection does not restart the clock).
+
+    The class is the tracker's vote; it is reported only once the forbidden class holds at
+    least ``min_share`` of the vote, so a van the detector calls a car as often as a truck
+    is not a truck in a car lane."""
 
     name = "lane_restriction"
 
@@ -315,11 +379,13 @@ class LaneRestriction(_Rule):
         forbidden: Sequence[int],
         min_time_s: float = 3.0,
         gap_s: float = 0.5,
+        min_share: float = 0.6,
     ) -> None:
         super().__init__(forbidden)
         self.lane = np.asarray(lane, np.float64)
         self.min_time_s = min_time_s
         self.gap_s = gap_s
+        self.min_share = min_share
         self._since: dict[int, tuple[float, float]] = {}  # id -> (entered, last inside)
 
     def _state(self) -> list[dict]:
@@ -341,7 +407,8 @@ class LaneRestriction(_Rule):
             if t - last > self.gap_s:
                 entered = t
             self._since[key] = (entered, t)
-            if t - entered >= self.min_time_s:
+            sure = tracks.class_share is None or tracks.class_share[i] >= self.min_share
+            if t - entered >= self.min_time_s and sure:
                 out.append(self._violation(tracks, i, t, key, in_lane_s=round(t - entered, 2)))
         return out
 

@@ -1,6 +1,12 @@
 """The ``traffic`` analytic on one camera: detections -> ByteTrack -> rules -> violations,
 each one an event (``new`` at once with a snapshot; ``update`` with its evidence package
 once the clip's after-part has been recorded; then ``end``).
+
+The detector suppresses across the vehicle classes and keeps every class's score; here
+those scores are cut to the analytic's classes before tracking, so an object the model
+thinks a "train" first and a bus second is a bus here, not lost. The signal is read by
+``edge.analytics.signal`` (``signal_reader``, set by the worker for camera sources); a
+red-light violation carries the source that saw the red.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from edge.analytics.objects import Transition
+from edge.analytics.plates import configured
+from edge.analytics.signal import SignalReader
 from edge.analytics.tracking import ByteTrack, Tracks
 from edge.analytics.traffic import (
     LaneRestriction,
@@ -34,25 +42,6 @@ from edge.events.evidence import Package, PacketRing, TrackHistory, assemble
 from edge.inference.detections import Detections
 
 log = logging.getLogger(__name__)
-SIGNAL_CLASSES = {"red": "red", "yellow": "amber", "green": "green"}
-
-
-def read_signal(
-    detector: Any, image: np.ndarray, region: tuple[float, float, float, float], min_score: float
-) -> str | None:
-    """The signal head's state from a traffic-light detector (OpenLenda) on its region:
-    the best-scoring red / yellow / green box; None when it shows nothing readable."""
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = region
-    crop = image[int(y1 * h) : max(int(y2 * h), int(y1 * h) + 1),
-                 int(x1 * w) : max(int(x2 * w), int(x1 * w) + 1)]  # fmt: skip
-    d = detector.detect(crop, min_score)
-    best: tuple[str, float] | None = None
-    for cid, score in zip(d.class_id.tolist(), d.confidence.tolist(), strict=True):
-        state = SIGNAL_CLASSES.get(detector.class_names[cid])
-        if state and (best is None or score > best[1]):
-            best = (state, score)
-    return best[0] if best else None
 
 
 @dataclass
@@ -138,6 +127,8 @@ class TrafficMonitor:
         self.min_score = cfg.min_score
         self.zone = _Zone()
         self.class_ids = np.array(_class_ids(class_names, cfg.classes, "classes") or [], np.int32)
+        self._not_mine = ~np.isin(np.arange(len(class_names)), self.class_ids)
+        self.signal_reader: SignalReader | None = None  # a camera source, set by the worker
         self.tracker = ByteTrack(
             high_thresh=cfg.track_score,
             low_thresh=cfg.min_score,
@@ -157,11 +148,13 @@ class TrafficMonitor:
     ) -> list[Transition]:
         t = frame_time.timestamp()
         w, h = frame_wh
-        dets = dets[np.isin(dets.class_id, self.class_ids)]
-        tracks = self.tracker.update(dets, t)
+        tracks = self.track(dets, t)
         self.history.add(t, tracks.track_id, tracks.xyxy)
         scale = np.array([w, h, w, h], np.float32)
-        norm = Tracks(tracks.track_id, tracks.xyxy / scale, tracks.class_id, tracks.confidence)
+        norm = Tracks(
+            tracks.track_id, tracks.xyxy / scale, tracks.class_id, tracks.confidence,
+            tracks.class_share,
+        )  # fmt: skip
         out = []
         for rtype, rule, geo in self.rules:
             for v in rule.update(norm, t):
@@ -171,6 +164,20 @@ class TrafficMonitor:
             for _, rule, _ in self.rules:
                 rule.forget(t)
         return out
+
+    def track(self, dets: Detections, t: float) -> Tracks:
+        """The analytic's classes only, then ByteTrack. With every class's score kept (the
+        detector's cross-class NMS), a box is the best of the analytic's classes, and its
+        vote counts only those."""
+        if dets.class_scores is not None and dets.class_scores.shape[1] == len(self.names):
+            scores = dets.class_scores.copy()
+            scores[:, self._not_mine] = 0.0
+            best = scores.argmax(axis=1).astype(np.int32)
+            conf = scores[np.arange(len(best)), best]
+            dets = Detections(dets.xyxy, conf, best, scores)[conf >= self.min_score]
+        else:
+            dets = dets[np.isin(dets.class_id, self.class_ids)]
+        return self.tracker.update(dets, t)
 
     def _new(
         self,
@@ -190,6 +197,7 @@ class TrafficMonitor:
             "track_id": v.track_id,
             "config_version": self.config_version,
             "signal": state if rtype == "red_light" else None,
+            "signal_source": self.signal.source if rtype == "red_light" else None,
             "evidence": "recording",
             **{k: v2 for k, v2 in v.details.items() if isinstance(v2, str | int | float | bool)},
         }
@@ -268,13 +276,14 @@ class TrafficMonitor:
                             "vehicle_class": p.label,
                             "track_id": p.violation.track_id,
                             "signal": attrs.get("signal"),
+                            "signal_source": attrs.get("signal_source"),
                             "details": p.violation.details,
                         },
                         lines=p.geometry["lines"],
                         polygons=p.geometry["polygons"],
                         pre_s=self.cfg.evidence.pre_s,
                         post_s=self.cfg.evidence.post_s,
-                        plate_reader=plate_reader,
+                        plate_reader=configured(plate_reader, self.cfg.evidence),
                     )
                     attrs.update(
                         evidence="complete",

@@ -1,4 +1,17 @@
-"""Detections as numpy arrays (in the manner of supervision.Detections)."""
+"""Detections as numpy arrays (in the manner of supervision.Detections), and NMS.
+
+Two suppressions, because one object can score as several classes:
+
+- ``nms``: class-aware. Boxes of different classes never suppress each other. Right for
+  a model whose classes can truly sit on one box (a signal head that is red *and* shows
+  a left arrow: OpenLenda's own post-processing is per class for that reason).
+- ``merge_nms``: across the classes of a group. COCO's ``car``, ``truck`` and ``bus`` are
+  one physical thing seen three ways: a van boxed as both ``car`` (0.6) and ``truck``
+  (0.55) at IoU 0.9 is one vehicle, and class-aware NMS hands the tracker two boxes, so
+  two tracks, two violations, and a "truck" in a lane trucks may not use. Within a group
+  the best box wins, keeps its best class, and records every class's best score over the
+  boxes it suppressed (``class_scores``), so the tracker can vote with all of them.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +25,9 @@ class Detections:
     xyxy: np.ndarray  # (N, 4) float32, pixels of the source frame
     confidence: np.ndarray  # (N,) float32
     class_id: np.ndarray  # (N,) int32
+    # (N, C) float32: every class's score for the object (the best over the boxes merged
+    # into it); None when the decoder did not keep them
+    class_scores: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Detections:
@@ -23,7 +39,8 @@ class Detections:
         return int(self.confidence.shape[0])
 
     def __getitem__(self, index: np.ndarray | slice) -> Detections:
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index])
+        scores = None if self.class_scores is None else self.class_scores[index]
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], scores)
 
     def anchors(self) -> np.ndarray:
         """Bottom-centre point of each box (where an object touches the ground), (N, 2)."""
@@ -44,23 +61,35 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def nms(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, iou: float) -> np.ndarray:
-    """Class-aware greedy NMS; indices kept, highest score first.
+def merge_nms(
+    xyxy: np.ndarray, scores: np.ndarray, group: np.ndarray, iou: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy NMS where boxes of the same ``group`` suppress each other.
 
-    Boxes of different classes never suppress each other: each class is shifted to its
-    own region of the plane (the "batched NMS" offset trick), so one pass serves all.
+    Returns the indices kept (highest score first) and, for every input box, the index of
+    the kept box that absorbed it (itself when kept). Groups are kept apart by shifting
+    each to its own region of the plane (the "batched NMS" offset trick), so one pass
+    serves all.
     """
+    owner = np.arange(len(scores), dtype=np.int64)
     if len(scores) == 0:
-        return np.zeros((0,), np.int64)
-    offset = (float(xyxy.max()) + 1.0) * class_id.astype(np.float32)
-    boxes = xyxy + offset[:, None]
+        return np.zeros((0,), np.int64), owner
+    offset = (float(np.abs(xyxy).max()) + 1.0) * group.astype(np.float64)
+    boxes = xyxy.astype(np.float64) + offset[:, None]
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     while order.size:
         i = int(order[0])
         keep.append(i)
-        if order.size == 1:
-            break
         rest = order[1:]
-        order = rest[box_iou(boxes[i], boxes[rest]) <= iou]
-    return np.asarray(keep, np.int64)
+        if rest.size == 0:
+            break
+        gone = box_iou(boxes[i], boxes[rest]) > iou
+        owner[rest[gone]] = i
+        order = rest[~gone]
+    return np.asarray(keep, np.int64), owner
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, iou: float) -> np.ndarray:
+    """Class-aware greedy NMS; indices kept, highest score first."""
+    return merge_nms(xyxy, scores, class_id, iou)[0]

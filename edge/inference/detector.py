@@ -1,4 +1,4 @@
-"""Any YOLO-family ONNX detector on onnxruntime: letterbox, output adapter, class-aware NMS.
+"""Any YOLO-family ONNX detector on onnxruntime: letterbox, output adapter, NMS.
 
 The manifest's ``format`` picks the adapter that turns the model's raw output into boxes:
 
@@ -9,6 +9,17 @@ The manifest's ``format`` picks the adapter that turns the model's raw output in
   in input pixels; ``score = obj * cls``.
 - ``yolov8``: Ultralytics YOLOv8 / YOLO11 export ``(N, 4 + C, A)``: ``[cx, cy, w, h,
   C scores]`` in input pixels, no objectness (YOLO11 has the same head).
+
+Decoding, two ways (``decode``):
+
+- one class per box (detectors of things): each anchor's best class; NMS merges the
+  classes of a group (``merge``; by default COCO's road vehicles, bicycle, car,
+  motorcycle, bus and truck) so a van the model half calls a truck is one box, which
+  keeps its best class and every class's score (``Detections.class_scores``);
+- ``multi_label`` (state classifiers such as OpenLenda): every class of every anchor
+  scored on its own and NMS per class, as the model's own post-processing does, so a head
+  lit red with a left arrow is both, and a weak red is not hidden behind a stronger
+  "other" on the same box.
 
 Everything per frame is vectorised; only NMS keeps a loop over the surviving boxes.
 """
@@ -26,10 +37,15 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edge.inference.detections import Detections, nms
+from edge.inference.detections import Detections, merge_nms, nms
 from edge.inference.registry import FORMATS, ModelError, ModelSpec
 
 log = logging.getLogger(__name__)
+
+# One physical kind of thing, seen as several classes: suppressed together. ``train`` is
+# left out on purpose: the traffic analytic does not track it, and a bus absorbed into a
+# "train" box would be lost to it.
+VEHICLE_GROUP = ("bicycle", "car", "motorcycle", "bus", "truck")
 
 DEFAULT_PROVIDERS = (
     "TensorrtExecutionProvider",
@@ -202,6 +218,24 @@ def adapter_for(spec: ModelSpec, output_shape: Sequence[Any]) -> OutputAdapter:
     return adapter
 
 
+def default_merge(classes: Sequence[str]) -> list[tuple[str, ...]]:
+    """The groups suppressed together for a model with these classes."""
+    group = tuple(c for c in VEHICLE_GROUP if c in classes)
+    return [group] if len(group) >= 2 else []
+
+
+def group_ids(classes: Sequence[str], merge: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per class, the id NMS suppresses by: its group's first class, else itself."""
+    gid = np.arange(len(classes), dtype=np.int64)
+    for group in merge:
+        unknown = [c for c in group if c not in classes]
+        if unknown:
+            raise ModelError(f"merge group {list(group)}: classes {unknown} are not in the model")
+        ids = [classes.index(c) for c in group]
+        gid[ids] = ids[0]
+    return gid
+
+
 # --------------------------------------------------------------------------- providers
 
 
@@ -277,10 +311,13 @@ class Detector:
         threads: int = 2,
         nms_iou: float = 0.45,
         max_detections: int = 300,
+        merge: Sequence[Sequence[str]] | None = None,
     ) -> None:
         self.spec = spec
         self.nms_iou = nms_iou
         self.max_detections = max_detections
+        self.merge = [tuple(g) for g in (default_merge(spec.classes) if merge is None else merge)]
+        self.group_of = group_ids(spec.classes, self.merge)
         self.session = make_session(path, providers, threads, spec.id)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -335,25 +372,50 @@ class Detector:
             batch = batch * np.float32(spec.scale)
         return np.ascontiguousarray(batch, dtype=np.float32), list(places)
 
-    def decode(self, raw: np.ndarray, placement: Placement | float, min_score: float) -> Detections:
-        """One image's raw output into detections in source pixels."""
+    def decode(
+        self,
+        raw: np.ndarray,
+        placement: Placement | float,
+        min_score: float,
+        multi_label: bool = False,
+    ) -> Detections:
+        """One image's raw output into detections in source pixels (see the module doc for
+        the two ways)."""
         if not isinstance(placement, Placement):
             placement = Placement(float(placement))
         cxcywh, cls_scores = self.adapter.boxes_scores(raw)
-        class_id = cls_scores.argmax(axis=1)
-        score = cls_scores[np.arange(len(class_id)), class_id]
-        keep = score >= min_score
-        if not keep.any():
+        if multi_label:
+            rows, class_id = np.nonzero(cls_scores >= min_score)
+        else:
+            best = cls_scores.argmax(axis=1)
+            rows = np.nonzero(cls_scores[np.arange(len(best)), best] >= min_score)[0]
+            class_id = best[rows]
+        if len(rows) == 0:
             return Detections.empty()
-        cxcywh, score, class_id = cxcywh[keep], score[keep], class_id[keep]
+        score = cls_scores[rows, class_id]
+        cxcywh = cxcywh[rows]
         half = cxcywh[:, 2:4] / 2
         xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
         xyxy = (xyxy - np.array([placement.dx, placement.dy] * 2, np.float32)) / placement.ratio
-        idx = nms(xyxy, score, class_id, self.nms_iou)[: self.max_detections]
+        rows_scores = cls_scores[rows].astype(np.float32)
+        if multi_label:
+            idx = nms(xyxy, score, class_id, self.nms_iou)[: self.max_detections]
+            class_scores = rows_scores[idx]
+        else:
+            keep, owner = merge_nms(xyxy, score, self.group_of[class_id], self.nms_iou)
+            idx = keep[: self.max_detections]
+            # every class's best score over the boxes each kept box absorbed
+            slot = np.full(len(score), -1, np.int64)
+            slot[idx] = np.arange(len(idx))
+            into = slot[owner]
+            ok = into >= 0
+            class_scores = rows_scores[idx].copy()
+            np.maximum.at(class_scores, into[ok], rows_scores[ok])
         return Detections(
             xyxy[idx].astype(np.float32),
             score[idx].astype(np.float32),
             class_id[idx].astype(np.int32),
+            class_scores,
         )
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -365,11 +427,17 @@ class Detector:
                 [self.session.run(None, {self.input_name: b[None]})[0] for b in batch]
             )
 
-    def detect_batch(self, frames: Sequence[Any], min_score: float) -> list[Detections]:
+    def detect_batch(
+        self, frames: Sequence[Any], min_score: float, multi_label: bool = False
+    ) -> list[Detections]:
         batch, places = self.preprocess(frames)
         outputs = self.run(batch)
-        return [self.decode(outputs[i], places[i], min_score) for i in range(len(frames))]
+        return [
+            self.decode(outputs[i], places[i], min_score, multi_label) for i in range(len(frames))
+        ]
 
-    def detect(self, frame: np.ndarray, min_score: float = 0.25) -> Detections:
+    def detect(
+        self, frame: np.ndarray, min_score: float = 0.25, multi_label: bool = False
+    ) -> Detections:
         """Detections in one BGR frame (H, W, 3) uint8."""
-        return self.detect_batch([frame], min_score)[0]
+        return self.detect_batch([frame], min_score, multi_label)[0]

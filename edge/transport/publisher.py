@@ -7,16 +7,28 @@ row is deleted. After a restart every row still on disk is sent again (the hub
 deduplicates by event id, so at-least-once delivery never double-counts).
 
 The edge status topic is retained ``online`` on connect, with an LWT ``offline``.
+
+No exception may end a thread here. paho re-raises an exception from a callback on its
+network thread, which then dies: the broker drops the client for missed keepalives and
+nothing reconnects (a full disk did this through the DELETE after PUBACK). So every
+callback is guarded (logged, counted), the spool's ``ack`` never raises on a storage
+error (it retries the DELETE itself), the pump runs under a ``Supervisor`` (restarted
+after an exception) and restarts paho's network thread with ``loop_start()`` if it ever
+ends while the publisher is running (counted as a death, so ``edge health`` sees it).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import socket
 import threading
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 
+from edge.supervisor import Supervisor, last_error
 from edge.transport.spool import Message, Row, Spool
 from edgewatch import contract
 from edgewatch.mqtt import MqttSettings, connect_properties, make_client
@@ -26,6 +38,27 @@ log = logging.getLogger(__name__)
 
 # What an edge account may read (edgewatch.brokerauth): the signal feeds and its config.
 READABLE = (f"{contract.ROOT}/signals/", f"{contract.ROOT}/config/")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(fn: F) -> F:
+    """A paho callback that logs and counts its exceptions instead of raising them into
+    paho's network thread (which would end it)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Publisher, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except Exception:
+            self.callback_errors += 1
+            log.exception(
+                "MQTT callback failed; the network thread goes on",
+                extra={"callback": fn.__name__, "errors": self.callback_errors},
+            )
+            return None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Publisher:
@@ -37,14 +70,18 @@ class Publisher:
         status_topic: str,
         window: int = 100,
         on_state: Callable[[bool], None] | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.spool = spool
         self.status_topic = status_topic
         self.window = window
         self.on_state = on_state
+        self.supervisor = supervisor or Supervisor()
         self.published = 0  # PUBACKs received
         self.connects = 0
+        self.callback_errors = 0
+        self._paho_thread = f"paho-mqtt-client-{client_id}"  # the name paho gives it
         self._cond = threading.Condition()
         self._connected = False
         self._stopping = False
@@ -69,7 +106,7 @@ class Publisher:
         self._client.on_subscribe = self._on_subscribe
         self._subs: dict[str, Callable[[str, bytes], None]] = {}
         self._sub_mids: dict[int, str] = {}
-        self._pump_thread = threading.Thread(target=self._pump, name="mqtt-pump", daemon=True)
+        self._pump_thread = self.supervisor.thread("mqtt-pump", self._pump)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -96,6 +133,7 @@ class Publisher:
             self._cond.wait_for(lambda: not self._connected or not self._pending(), drain_timeout_s)
             self._stopping = True
             self._cond.notify_all()
+        self._pump_thread.join(timeout=5)  # it watches the network thread: stop it first
         if self._connected:
             info = self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
             try:
@@ -104,7 +142,6 @@ class Publisher:
                 pass
         self._client.disconnect()
         self._client.loop_stop()
-        self._pump_thread.join(timeout=5)
 
     @property
     def connected(self) -> bool:
@@ -115,11 +152,13 @@ class Publisher:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def send(self, *messages: Message) -> None:
-        """Spool messages (atomically, in order) and wake the pump."""
-        self.spool.put(*messages)
+    def send(self, *messages: Message) -> list[int | None]:
+        """Spool messages and wake the pump: ``Spool.put``'s result (None for a message the
+        spool did not take, counted there); raises ``SpoolError`` when it took nothing."""
+        seqs = self.spool.put(*messages)
         with self._cond:
             self._cond.notify_all()
+        return seqs
 
     # -- paho callbacks (network thread) ---------------------------------------------------
 
@@ -145,6 +184,7 @@ class Publisher:
         if mid is not None:
             self._sub_mids[mid] = topic
 
+    @_guarded
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
         topic = self._sub_mids.pop(mid, "?")
         if any(rc.is_failure for rc in reason_codes):
@@ -158,6 +198,7 @@ class Publisher:
                 },
             )
 
+    @_guarded
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         for pattern, callback in list(self._subs.items()):
             if mqtt.topic_matches_sub(pattern, message.topic):
@@ -166,6 +207,7 @@ class Publisher:
                 except Exception:
                     log.exception("subscription handler failed", extra={"topic": pattern})
 
+    @_guarded
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:
             log.warning("broker refused connection", extra={"reason": str(reason_code)})
@@ -185,6 +227,7 @@ class Publisher:
         if self.on_state:
             self.on_state(True)
 
+    @_guarded
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         with self._map_lock:
             self._resync = bool(self._inflight)
@@ -200,6 +243,7 @@ class Publisher:
             if self.on_state:
                 self.on_state(False)
 
+    @_guarded
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         with self._map_lock:
             seq = self._inflight.pop(mid, None)
@@ -218,6 +262,8 @@ class Publisher:
 
     def _pump(self) -> None:
         while True:
+            self._check_network()
+            self.spool.flush()  # deletes that failed (disk full), reserve, WAL size
             with self._cond:
                 self._cond.wait_for(
                     lambda: self._stopping or (self._connected and self._room() > 0),
@@ -235,6 +281,26 @@ class Publisher:
                 continue
             for row in rows:
                 self._hand_over(row)
+
+    def _check_network(self) -> None:
+        """Start paho's network thread again if it ended while we run. ``loop_start()``
+        refuses (MQTT_ERR_INVAL) while the thread is alive, so it is the liveness check."""
+        if self._stopping or self._client.loop_start() != mqtt.MQTT_ERR_SUCCESS:
+            return
+        error = last_error(self._paho_thread) or "thread ended"
+        deaths = self.supervisor.record_death("mqtt-network", error)
+        log.error(
+            "MQTT network thread died; started again, reconnecting",
+            extra={"error": error, "deaths": deaths, "spooled": len(self.spool)},
+        )
+        # It may have died half-way through a packet (a PUBACK read and never applied):
+        # drop the connection, so that paho reconnects and sends again what is in flight.
+        sock = self._client.socket()
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # type: ignore[arg-type]
+            except OSError:
+                pass
 
     def _room(self) -> int:
         """How many more messages may be handed to paho now (0 while re-syncing)."""
