@@ -153,9 +153,7 @@ def evaluate(frames: Path, config: Path, truth_csv: Path) -> dict[str, Any]:
         ]
     )
     tv = [p["truth_cm"] for p in per_frame]
-    false_clear = sum(
-        1 for i, k in clears if tv[i] is not None and tv[i] >= cfg.levels[k].level_cm
-    )
+    false_clear = sum(1 for i, k in clears if tv[i] is not None and tv[i] >= cfg.levels[k].level_cm)
     delays: list[int] = []
     missed = 0
     for k, lv in enumerate(cfg.levels):

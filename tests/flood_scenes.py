@@ -194,9 +194,7 @@ class Scene:
 
     # water --------------------------------------------------------------------------------
 
-    def _water(
-        self, img: np.ndarray, level_cm: float, t: int, mirror: float = 0.0
-    ) -> np.ndarray:
+    def _water(self, img: np.ndarray, level_cm: float, t: int, mirror: float = 0.0) -> np.ndarray:
         rng = self.rng
         yy = np.arange(H, dtype=np.float32)[:, None]
         xx = np.arange(W, dtype=np.float32)[None, :]
@@ -316,10 +314,14 @@ def sunlit(img: np.ndarray, seed: int, shadows: int = 45, gain: float = 1.8) -> 
     view and the shade of the bank, the camera unmoved (for the camera-moved check)."""
     h, w = img.shape[:2]
     rng = np.random.default_rng(seed)
+    count = np.zeros((h, w), np.float32)
+    bar = np.zeros((h, w), np.uint8)
+    for _ in range(shadows):  # a reed's shadow: a straight bar, a little off the vertical
+        x, half, lean = int(rng.integers(0, w)), int(rng.integers(3, 12)), rng.normal(0, 0.3)
+        bar.fill(0)
+        top, bottom = (int(x - lean * h / 2), 0), (int(x + lean * h / 2), h)
+        cv2.line(bar, top, bottom, 1, thickness=2 * half)
+        count += bar
     yy, xx = np.mgrid[0:h, 0:w]
-    light = np.ones((h, w), np.float32)
-    for _ in range(shadows):
-        x, half, lean = rng.integers(0, w), rng.integers(3, 12), rng.normal(0, 0.3)
-        light[np.abs(xx - x - lean * (yy - h / 2)) < half] *= 0.5
-    light *= np.where(xx - 0.6 * yy > 0.3 * w, 1.0, 0.5)
+    light = 0.5**count * np.where(xx - 0.6 * yy > 0.3 * w, 1.0, 0.5)  # and the bank's shade
     return np.clip(img.astype(np.float32) * light[..., None] * gain, 0, 255).astype(np.uint8)

@@ -556,3 +556,14 @@ def test_pages_render_under_the_csp_with_nothing_from_elsewhere(live_hub: Hub) -
         finally:
             browser.close()
     assert elsewhere == []
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    from pydantic import ValidationError
+
+    assert HubConfig().http.trusted_proxies == []  # nobody, unless configured
+    cfg = HubConfig(http={"trusted_proxies": ["10.0.0.5", "10.1.0.0/16", "::1"]})
+    assert cfg.http.trusted_proxies == ["10.0.0.5/32", "10.1.0.0/16", "::1/128"]
+    for bad in ("nginx", "10.0.0.300", "*"):
+        with pytest.raises(ValidationError, match="not an IP address or network"):
+            HubConfig(http={"trusted_proxies": [bad]})

@@ -12,15 +12,22 @@ Pieces, each usable alone and fed images or numbers and time (no video, no MQTT)
 
 - :class:`SceneCheck` says why an image cannot be trusted (too dark, glare, lens
   obstructed or blurred, camera moved, frozen) by comparing it with a reference view;
-- :class:`LineGauge` finds the waterline along a line (a two-segment change point on colour
-  and texture of the temporal-median strip) and turns it into centimetres;
+- :class:`LineGauge` samples the strip along the line, finds the waterline in it
+  (:mod:`edge.analytics.waterline`: a bright-above, darker-below step with marks and glints
+  removed, read on parallel lines, checked against reflections, with a confidence) and
+  turns it into centimetres;
 - :class:`RoadCover` finds water on the road by its change from the dry reference;
-- :class:`LevelStateMachine` turns readings into alarm states: median smoothing, rejection
-  of physically impossible jumps, hysteresis with a hold time, rate of rise and ETA;
+- :class:`LevelStateMachine` turns readings into alarm states: a confidence floor, a
+  per-sample physics limit with confirmation by the next reading, trend-following median
+  smoothing, an all-clear only on evidence, rate of rise and ETA;
 - :class:`FloodRule` puts them together and returns readings and event transitions.
 
 An unusable image never yields a level: the reading is ``unknown`` with a reason, and the
-alarm state it had is kept (``last_state``); it is never turned into ``normal``.
+alarm state it had is kept (``level_state``); it is never turned into ``normal``. Why the
+rules are what they are (real GRIME2 frames, day and IR night): the worst output is a wrong
+all-clear, so a reading that is not sure (``low_confidence``), not physically plausible
+after the last one (``unconfirmed_jump``) or not backed by a run of confident readings does
+not lower the alarm; raising needs one confident, plausible reading.
 """
 
 from __future__ import annotations
@@ -285,7 +292,11 @@ class SceneCheck:
 
 
 class LineGauge:
-    """Level along a measuring line: the waterline position, calibrated to centimetres."""
+    """Level along a measuring line: the waterline position, calibrated to centimetres.
+
+    The strip is sampled one pixel per row along the line and ``line_width`` across it;
+    ``px_per_cm`` (from the calibration points) sets the scale of the marks the waterline
+    search ignores (``mark_cm``), so one config works at any distance and resolution."""
 
     def __init__(self, cfg: FloodAnalytic, frame_wh: tuple[int, int]) -> None:
         assert cfg.line is not None

@@ -106,8 +106,10 @@ class SignalState:
         last = self._end[-1] if self.sampled and self._end else (self._t[-1] if self._t else None)
         if last is not None and t < last:
             raise ValueError("signal states must arrive in time order")
-        if self._s and self._s[-1] == state and (
-            not self.sampled or t - self._end[-1] <= self.max_gap_s
+        if (
+            self._s
+            and self._s[-1] == state
+            and (not self.sampled or t - self._end[-1] <= self.max_gap_s)
         ):
             self._end[-1] = t
             return
