@@ -735,6 +735,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--log", type=Path, default=None, help="JSON log of the run")
     ap.add_argument("--progress", type=int, default=0, help="print every N batches (0: never)")
+    ap.add_argument(
+        "--export-best",
+        action="store_true",
+        help="train no more: export the best epoch so far (OUT.best.pt) of a stopped run",
+    )
     args = ap.parse_args(argv)
     if not 0 <= args.holdout <= 0.5:
         ap.error("--holdout: between 0 and 0.5")
@@ -811,6 +816,13 @@ def main(argv: list[str] | None = None) -> int:
     grid, stride = grids(args.size, device)
     best, history, step, first_epoch, spent = -1.0, [], 0, 0, 0.0
     tmp = args.out.with_suffix(".best.pt")
+    if args.export_best:
+        if not tmp.is_file():
+            sys.exit(f"{tmp}: no best epoch saved yet")
+        model.load_state_dict(torch.load(tmp, map_location=device))
+        model.export(args.weights, args.out, names)
+        print(f"wrote {args.out} from {tmp}")
+        return 0
     ckpt = args.checkpoint
     if ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
@@ -912,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Arguments a resumed run may change without changing what is trained.
-RESUME_FREE = {"checkpoint", "stop_after", "log", "threads", "device", "progress"}
+RESUME_FREE = {"checkpoint", "stop_after", "log", "threads", "device", "progress", "export_best"}
 
 
 if __name__ == "__main__":

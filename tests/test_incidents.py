@@ -779,7 +779,10 @@ def test_a_hung_webhook_delays_no_other_team_and_its_circuit_opens(gateways: dic
         rows = _webhook_rows(hub, stuck)
         return rows if any("circuit open" in (d["last_error"] or "") for d in rows) else None
 
-    rows = wait_for(deferred, 40, interval=0.5, what="the stuck gateway's circuit open")
+    wait_for(deferred, 40, interval=0.5, what="the stuck gateway's circuit open")
+    # read again: the first read spans six requests; deferral comes after the third attempt
+    # is written, and nothing changes now until the probe, 30 s on
+    rows = _webhook_rows(hub, stuck)
     assert sum(d["attempts"] for d in rows) == 3 == hung.connections
     assert not [d for d in rows if d["state"] == "sent"]
 
