@@ -364,9 +364,10 @@ def security_warnings(cfg: HubConfig) -> list[str]:
     out: list[str] = []
     if cfg.teams and not cfg.incidents.secret:
         out.append(
-            "incidents.secret: not set; ack links in notifications are signed with a random "
-            "key per start, so every link sent before a restart stops working; set it (or "
-            "EDGEWATCH_INCIDENTS__SECRET) to a long random string"
+            "incidents.secret: not set; ack links are signed with a key the hub generated and "
+            "stored in its database (anyone with a database copy can forge links, and a new "
+            "database invalidates them); set it (or EDGEWATCH_INCIDENTS__SECRET) to a long "
+            "random string kept outside the database"
         )
     elif cfg.incidents.secret and len(cfg.incidents.secret) < MIN_ENROL_TOKEN:
         out.append(

@@ -758,6 +758,33 @@ def main(argv: list[str] | None = None) -> int:
         if not model or model.strip().lower() not in names:
             sys.exit(f"--alias {a!r}: expected DATA=MODEL with MODEL one of {names}")
         aliases[data.strip().lower()] = model.strip().lower()
+    if args.export_best:  # a stopped run: its best epoch, in the shipped format
+        best_pt = args.out.with_suffix(".best.pt")
+        if not best_pt.is_file():
+            sys.exit(f"{best_pt}: no best epoch saved yet")
+        model = OnnxYolox(args.weights, len(names))
+        model.load_state_dict(torch.load(best_pt, map_location="cpu"))
+        model.export(args.weights, args.out, names)
+        print(f"wrote {args.out} from {best_pt}")
+        if args.log and args.checkpoint is not None and args.checkpoint.is_file():
+            state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+            summary = {
+                "out": str(args.out),
+                "classes": names,
+                "train": [str(p) for p in args.train],
+                "valid": [str(p) for p in args.valid],
+                "exclude": [str(p) for p in args.exclude],
+                "stopped": f"after epoch {state['epoch']} of {args.epochs} (--export-best)",
+                "best_valid_map50": state["best"],
+                "epochs": args.epochs,
+                "seconds": round(state["seconds"]),
+                "device": args.device,
+                "threads": args.threads or torch.get_num_threads(),
+                "history": state["history"],
+            }
+            args.log.parent.mkdir(parents=True, exist_ok=True)
+            args.log.write_text(json.dumps(summary, indent=1))
+        return 0
     excluded: set[str] = set()
     for p in args.exclude:
         excluded |= read_name_list(p)
@@ -816,13 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     grid, stride = grids(args.size, device)
     best, history, step, first_epoch, spent = -1.0, [], 0, 0, 0.0
     tmp = args.out.with_suffix(".best.pt")
-    if args.export_best:
-        if not tmp.is_file():
-            sys.exit(f"{tmp}: no best epoch saved yet")
-        model.load_state_dict(torch.load(tmp, map_location=device))
-        model.export(args.weights, args.out, names)
-        print(f"wrote {args.out} from {tmp}")
-        return 0
+
     ckpt = args.checkpoint
     if ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
