@@ -53,7 +53,7 @@ def truth_changes(cfg: FloodAnalytic, curve: np.ndarray) -> list[tuple[int, str,
     assert cfg.levels is not None
     m = LevelStateMachine(
         cfg.levels, margin_cm=cfg.margin_cm, hold_s=cfg.hold_s, smoothing=1,
-        max_rate_cm_per_min=None,
+        max_rate_cm_per_min=None, clear_readings=cfg.clear_readings,
     )  # fmt: skip
     out = []
     for i, v in enumerate(curve):

@@ -352,6 +352,20 @@ def test_real_frames_meet_the_targets(assets: Path, tmp_path: Path, line: str) -
     assert all(p["truth_cm"] < 60 for p in res["per_frame"][first_normal:])
 
 
+def test_eval_real_takes_time_from_grime2_names_else_mtime(tmp_path: Path) -> None:
+    mod = _eval_real()
+    named = tmp_path / "NRmarshDN-12-06-30-05-15.jpg"
+    other = tmp_path / "frame_0001.jpg"
+    for f in (named, other):
+        f.write_bytes(b"")
+    os.utime(other, (1_700_000_000, 1_700_000_000))
+    assert mod.frame_time(named) == datetime(2012, 6, 30, 5, 15, tzinfo=UTC)
+    assert mod.frame_time(other) == datetime.fromtimestamp(1_700_000_000, tz=UTC)
+    truth = tmp_path / "t.csv"
+    truth.write_text("file,level,eye_cm\nsub/a.jpg,12.5,11\nb.jpg,,3\n")
+    assert mod.load_truth(truth) == {"a.jpg": 12.5}
+
+
 def test_the_sun_coming_out_is_not_a_camera_move(assets: Path) -> None:
     """Dawn IR view as the reference; the same camera in sunshine with hard shadows of reeds
     (rendered over real morning frames) must not read as moved, and the same frames really

@@ -18,6 +18,11 @@ Why it works this way (what real frames of a GRIME2 marsh camera showed, day and
   opening as long as ``mark_cm`` (in pixels from the calibration) remove dark marks and
   bright glints (IR flashes on ripples) shorter than that. A step edge survives both
   exactly where it was, so the waterline keeps its position.
+- **A reflection is a mirror.** When the reflection is bright (calm water, a lit board at
+  night) its far end can be the strongest step of all. The view is mirrored about the real
+  waterline, not about that end: a weaker candidate above the strongest about which the
+  strip correlates clearly with itself mirrored (``MIRROR_FULL``, and clearly more than the
+  strongest does) is taken as the waterline.
 - **Many parallel lines, one answer.** The strip is read as ``lines`` overlapping
   sub-strips (two thirds of the width each, so an E bar never covers one completely); each
   places the edge sub-pixel (steepest descent, parabolic peak) near the common candidate;
@@ -30,7 +35,8 @@ Confidence (0..1), the product of three parts, each from what the frame shows:
   the mean of their standard deviations and the sensor noise): 1 from ``CONTRAST_FULL``;
 - ``uniqueness``: the step against the next best step of the same sign elsewhere on the
   line: a dirt line, a wet band or a shadow that is nearly as strong makes the reading
-  ambiguous; 1 from ``UNIQUE_FULL`` times the runner-up;
+  ambiguous; 1 from ``UNIQUE_FULL`` times the runner-up, or from a mirror correlation of
+  ``MIRROR_FULL`` about the step (a reflection explains the runner-up);
 - ``agreement``: the parallel lines' robust spread, in cm: 1 up to ``AGREE_CM``, 0 at
   ``AGREE_CM + AGREE_SPAN_CM``.
 
@@ -191,19 +197,17 @@ def find_waterline(
     gray = cv2.GaussianBlur(_gray(strip), (1, 5), 1.0)
     reach = max(6, int(round(MIRROR_CM * px_per_cm)))
     gap = max(2, int(round(0.5 * px_per_cm)))
-    cands = _candidates(common, w, CANDIDATE_SHARE * top)
+    cands = {best, *_candidates(common, w, CANDIDATE_SHARE * top)}
     mirrors = {c: mirror_score(gray, int(y[c]), reach, gap, noise) for c in cands}
     above = [
-        c
-        for c in cands
-        if y[c] < y[best] and mirrors[c] >= max(MIRROR_FULL, mirrors.get(best, 0.0) + 0.25)
+        c for c in cands if y[c] < y[best] and mirrors[c] >= max(MIRROR_FULL, mirrors[best] + 0.25)
     ]
     if above:
         best = max(above, key=lambda c: mirrors[c])
         top = float(common[best])
     far = np.abs(y - y[best]) >= 2 * w
     runner = float(common[far].max()) if far.any() else 0.0
-    mirror = mirrors.get(best, 0.0)
+    mirror = mirrors[best]
     # each parallel line places the edge near the common candidate, sub-pixel
     drop = clean[:-1] - clean[1:]  # between rows j and j+1
     if water == "any":
