@@ -505,7 +505,7 @@ class EvidenceSettings(_Strict):
         2, ge=1, le=3, description="frames whose reads must agree before a plate is reported"
     )
     plate_min_char: float = Field(
-        0.6, gt=0, lt=1, description="every character of a plate must score this much"
+        0.7, gt=0, lt=1, description="every character of a plate must score this much"
     )
 
 

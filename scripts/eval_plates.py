@@ -6,6 +6,8 @@
         --truth scripts/data/vn_plates_truth.json --json docs/benchmarks/eval_plates_e2e.json
     # reading alone, on the plate boxes given in the truth file
     python scripts/eval_plates.py --given-boxes --images ... --truth ... --json ...
+    # the plate detector alone: AP@0.5 against every labelled plate box of those images
+    python scripts/eval_plates.py --ap --images ... --truth ... --json ...
     # the truth file, from the dataset's plate_texts.csv and its YOLO labels
     D=../shared/assets/datasets/vn_plates_ccby4
     python scripts/eval_plates.py --make-truth $D/plate_texts.csv --images $D/images \

@@ -1,8 +1,9 @@
-"""Synthetic Vietnamese plates in the real formats: one-line car plates (``30A-123.45``,
-older ``29A-1234``, two-letter series ``51LD-123.45``) and two-line motorbike plates
-(``29-B1`` over ``123.45``), in varied fonts, blurred, rotated, small and JPEG-compressed,
-on a vehicle-coloured surround. Ground truth is the canonical text ``parse`` returns, and
-the plate's box in the image (what a plate detector would give the reader)."""
+"""Synthetic Vietnamese plates in the real formats and province codes: one-line car
+plates (``30A-123.45``, older ``29A-1234``, two-letter series ``51LD-123.45``) and two-line
+motorbike plates (``29-B1`` over ``123.45``), in varied fonts, blurred, rotated, small and
+JPEG-compressed, on a vehicle-coloured surround. Ground truth is the canonical text
+``parse`` returns, and the plate's box in the image (what a plate detector would give the
+reader)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.analytics.plates import PROVINCES
+
 SERIES = "ABCDEFGHKLMNPSTUVXYZ"  # letters used on Vietnamese plates
+PROVINCE_CODES = sorted(c for c in PROVINCES if c != 80)  # 80: central agencies only
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 TTF = ["DejaVuSans-Bold.ttf", "DejaVuSansCondensed-Bold.ttf", "DejaVuSansMono-Bold.ttf",
        "DejaVuSerif-Bold.ttf", "DejaVuSerifCondensed-Bold.ttf"]  # fmt: skip
@@ -29,7 +33,7 @@ class Plate:
 
 
 def _number(rng: np.random.Generator, kind: str) -> tuple[str, list[str]]:
-    prov = f"{rng.integers(11, 100):02d}"
+    prov = f"{PROVINCE_CODES[rng.integers(len(PROVINCE_CODES))]:02d}"
     letter = SERIES[rng.integers(len(SERIES))]
     five = f"{rng.integers(0, 100000):05d}"
     four = f"{rng.integers(0, 10000):04d}"
@@ -71,7 +75,7 @@ def _draw_lines(lines: list[str], font: str, size: tuple[int, int]) -> np.ndarra
             y = int(h * (i + 0.5) / n - th / 2 - box[1])
             draw.text(((w - tw) // 2 - box[0], y), line, font=f, fill=(15, 15, 15))
         return np.asarray(pil).copy()
-    face = HERSHEY[hash(font) % len(HERSHEY)]
+    face = HERSHEY[sum(map(ord, font)) % len(HERSHEY)]  # str hash() differs per process
     for i, line in enumerate(lines):
         scale = 1.0
         (tw, th), _ = cv2.getTextSize(line, face, scale, 3)

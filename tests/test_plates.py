@@ -266,3 +266,25 @@ def test_plate_reads_are_not_glued_from_two_real_plates(assets: Path, ocr: Ocr) 
     # a box that spans both plates (a bad detection) must not produce a glued plate
     both = reader.read(canvas, (40, 60, 420, 270))
     assert both.plate in (None, bikes[0][1]["plate"], bikes[1][1]["plate"]), both
+
+
+def test_evidence_reader_on_real_vehicle_frames(assets: Path) -> None:
+    """The evidence pipeline's reader (plate_nano shipped in models/, then the box reader)
+    on three frames of one real vehicle: the plate once two reads agree, never from one."""
+    from edge.analytics.plates import VehiclePlateReader, configured, reader_or_reason
+    from edge.config import EvidenceSettings
+
+    reader, why = reader_or_reason(model_dir=str(assets / "models"))
+    assert isinstance(reader, VehiclePlateReader), why
+    truth = _truth(assets)
+    name = next(n for n in truth if n.startswith("CarLongPlate100_"))
+    img = cv2.imread(str(assets / "datasets" / "vn_plates_ccby4" / "images" / name))
+    frames = [img, img[:, 3:], img[3:]]  # the camera's frames move a little
+    assert reader(frames) == (truth[name][0]["plate"], "3 of 3 reads agree")
+    plate, reason = reader(frames[:1])
+    assert plate is None and reason.startswith("only 1 read")
+    strict = configured(reader, EvidenceSettings(plate_min_reads=3))
+    assert strict.detector is reader.detector and strict(frames[:2])[0] is None
+    # a frame without the vehicle's plate (the top of the frame): nothing is guessed
+    plate, reason = reader([img[: img.shape[0] // 4]] * 3)
+    assert plate is None and reason
