@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from edge.inference.registry import Registry
 from edge.ingest.media import make_test_video
@@ -117,3 +118,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def uid() -> str:
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def hub(db_url: str) -> Iterator[TestClient]:
+    """An in-process hub (no MQTT consumer) on a fresh database, as an operator."""
+    from central.app import create_app
+    from central.config import HubConfig
+    from tests.helpers import ensure_user
+
+    app = create_app(HubConfig(database_url=db_url), consume=False)
+    ensure_user(db_url, "op", "operator", "operator-password")
+    with TestClient(app) as client:
+        r = client.post(
+            "/api/v1/auth/token", data={"username": "op", "password": "operator-password"}
+        )
+        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        yield client

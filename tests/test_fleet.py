@@ -24,7 +24,6 @@ from central.retention import expire_orphans
 from central.storage.models import CameraRow, EdgeRow, EventRow, EvidenceFileRow, SnapshotRow
 from central.watchdog import KIND
 from edgewatch import contract
-from tests.helpers import ensure_user
 
 SITE = "hue"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -105,18 +104,6 @@ def bare(db_url: str) -> Iterator[FastAPI]:
     )
     yield app
     app.state.engine.dispose()
-
-
-@pytest.fixture
-def hub(db_url: str) -> Iterator[TestClient]:
-    app = create_app(HubConfig(database_url=db_url), consume=False)
-    ensure_user(db_url, "op", "operator", "operator-password")
-    with TestClient(app) as client:
-        r = client.post(
-            "/api/v1/auth/token", data={"username": "op", "password": "operator-password"}
-        )
-        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-        yield client
 
 
 # -- /api/v1/cameras ------------------------------------------------------------------------

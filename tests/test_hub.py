@@ -5,32 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
-from central.app import create_app
-from central.config import HubConfig
 from edgewatch import contract
-from tests.helpers import ensure_user
 
 SITE, EDGE = "hue", "edge-01"
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-
-
-@pytest.fixture
-def hub(db_url: str) -> Iterator[TestClient]:
-    app = create_app(HubConfig(database_url=db_url), consume=False)
-    ensure_user(db_url, "op", "operator", "operator-password")
-    with TestClient(app) as client:
-        r = client.post(
-            "/api/v1/auth/token", data={"username": "op", "password": "operator-password"}
-        )
-        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-        yield client
 
 
 def event(eid: uuid.UUID, type_: str, seq: int, **kw: object) -> bytes:
