@@ -152,6 +152,17 @@ def alert(
     return str(event_id)
 
 
+def settled_push_rows(hub: Hub, incident_id: str) -> list[dict]:
+    """The incident's Web Push delivery rows, once none is pending any more."""
+
+    def rows() -> list[dict] | None:
+        d = hub.get(f"/api/v1/incidents/{incident_id}")
+        got = [x for x in d["deliveries"] if x["channel"] == "webpush"]
+        return got if got and all(x["state"] != "pending" for x in got) else None
+
+    return wait_for(rows, 10, what="push deliveries settled")
+
+
 def incident_of(hub: Hub, event_id: str) -> dict:
     def find() -> dict | None:
         for inc in hub.get("/api/v1/incidents?limit=1000"):
@@ -316,14 +327,7 @@ def test_gone_push_subscriptions_are_dropped(world: dict) -> None:
     assert code == 201
     w["push"].gone.add("old-phone")
     e = alert(w, "cam-f", "forest_fire", (16.58, 107.41), None)
-    inc = incident_of(hub, e)
-
-    def push_rows() -> list[dict] | None:
-        d = hub.get(f"/api/v1/incidents/{inc['id']}")
-        rows = [x for x in d["deliveries"] if x["channel"] == "webpush"]
-        return rows if rows and all(x["state"] != "pending" for x in rows) else None
-
-    rows = wait_for(push_rows, 10, what="push deliveries settled")
+    rows = settled_push_rows(hub, incident_of(hub, e)["id"])
     states = sorted(x["state"] for x in rows)
     assert states == ["failed", "sent"]  # the live phone got it, the dead one is gone
     assert any("gone" in (x["last_error"] or "") for x in rows)
@@ -632,14 +636,7 @@ def test_subscriptions_stored_before_the_endpoint_policy_are_never_sent_to(world
         assert code == 201
         live = _subscriptions(hub, "rangers-north") - 1  # all but the legacy one
         e = alert(w, "cam-g", "forest_fire", (16.50, 107.55), None)
-        inc = incident_of(hub, e)
-
-        def push_rows() -> list[dict] | None:
-            d = hub.get(f"/api/v1/incidents/{inc['id']}")
-            rows = [x for x in d["deliveries"] if x["channel"] == "webpush"]
-            return rows if rows and all(x["state"] != "pending" for x in rows) else None
-
-        rows = wait_for(push_rows, 10, what="push deliveries settled")
+        rows = settled_push_rows(hub, incident_of(hub, e)["id"])
         # the live phones only: the stored SSRF endpoint got no delivery row, and no request
         assert [x["state"] for x in rows] == ["sent"] * live, rows
         assert canary.attempts == 0 and canary.received == []
