@@ -307,6 +307,31 @@ class HotspotReading(_Payload):
     levels: list[LevelRef] = Field(default_factory=list, max_length=32)
 
 
+ReadingName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$")]
+ReadingValue = Annotated[float, Field(ge=-1e12, le=1e12)]
+
+
+class ReadingMessage(_Payload):
+    """On ``.../cameras/{camera_id}/readings/{analytic}``: one measurement of any analytic.
+
+    A count over an interval (``period_s``), an occupancy, a level: named values, each
+    ``null`` when it could not be measured, with their units. One topic pattern, one table
+    and one API at the hub for every analytic (the flood's levels included).
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    camera_id: str = Field(pattern=ID_PATTERN)
+    analytic: str = Field(pattern=ID_PATTERN, description="the analytic's name on the camera")
+    analytic_type: str = Field(pattern=ID_PATTERN, description="its type, e.g. line_count")
+    time: Time = Field(description="end of the interval, or the capture time read")
+    period_s: float | None = Field(None, gt=0, le=MAX_PERIOD_S)
+    state: Text | None = Field(None, max_length=32, description="e.g. free, slow, jammed")
+    values: dict[ReadingName, ReadingValue | None] = Field(max_length=64)
+    units: dict[ReadingName, Annotated[Text, StringConstraints(max_length=16)]] = Field(
+        default_factory=dict, max_length=64
+    )
+
+
 # -- topics ------------------------------------------------------------------------------
 
 
@@ -330,6 +355,10 @@ def hotspot_topic(site: str, edge_id: str, hotspot_id: str) -> str:
     return f"{ROOT}/{site}/{edge_id}/hotspots/{hotspot_id}/reading"
 
 
+def reading_topic(site: str, edge_id: str, camera_id: str, analytic: str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/cameras/{camera_id}/readings/{analytic}"
+
+
 # Files of a violation's evidence package (binary payloads, one per message).
 EVIDENCE_FILES = {
     "clip.mp4": "video/mp4",
@@ -351,13 +380,15 @@ SUBSCRIPTION = f"{ROOT}/#"
 
 @dataclass(frozen=True)
 class Topic:
-    kind: Literal["edge_status", "camera_status", "event", "snapshot", "hotspot", "evidence"]
+    kind: Literal[
+        "edge_status", "camera_status", "event", "snapshot", "hotspot", "evidence", "reading"
+    ]
     site: str
     edge_id: str
     camera_id: str | None = None
     event_id: UUID | None = None
     hotspot_id: str | None = None
-    name: str | None = None  # evidence file name
+    name: str | None = None  # evidence file name; a reading's analytic
 
 
 def parse_topic(topic: str) -> Topic | None:
@@ -375,6 +406,14 @@ def parse_topic(topic: str) -> Topic | None:
         return Topic("event", site, edge_id)
     if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status" and _ID.match(rest[1]):
         return Topic("camera_status", site, edge_id, camera_id=rest[1])
+    if (
+        len(rest) == 4
+        and rest[0] == "cameras"
+        and rest[2] == "readings"
+        and _ID.match(rest[1])
+        and _ID.match(rest[3])
+    ):
+        return Topic("reading", site, edge_id, camera_id=rest[1], name=rest[3])
     if len(rest) == 3 and rest[0] == "hotspots" and rest[2] == "reading" and _ID.match(rest[1]):
         return Topic("hotspot", site, edge_id, hotspot_id=rest[1])
     if len(rest) == 3 and rest[0] == "events" and rest[2] == "snapshot":
@@ -398,4 +437,5 @@ def json_schemas() -> dict[str, dict]:
         "event": EventMessage.model_json_schema(),
         "camera_status": CameraStatus.model_json_schema(),
         "hotspot_reading": HotspotReading.model_json_schema(),
+        "reading": ReadingMessage.model_json_schema(),
     }

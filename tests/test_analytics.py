@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.analytics.objects import ObjectsRule
-from edge.analytics.zones import PolygonZone
+from edge.analytics.geometry import PolygonZone
 from edge.config import ObjectsAnalytic
 from edge.inference.detections import Detections
 

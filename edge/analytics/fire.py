@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge.analytics.objects import Transition
-from edge.analytics.zones import PolygonZone
-from edge.config import BurningAnalytic, FireAnalytic
+from edge.analytics.base import Transition
+from edge.analytics.geometry import PolygonZone
+from edge.analytics.plugins.fire.config import BurningAnalytic, FireAnalytic
 from edge.inference.detections import Detections
 
 KIND_BY_USE = {"forest": "forest_fire", "field": "straw_burning", "other": "smoke"}

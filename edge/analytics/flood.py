@@ -42,9 +42,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.analytics.objects import Transition
+from edge.analytics.base import Transition
+from edge.analytics.plugins.flood.config import FloodAnalytic, FloodLevel
 from edge.analytics.waterline import Waterline, find_waterline
-from edge.config import FloodAnalytic, FloodLevel
 
 UNKNOWN_REASONS = (
     "too_dark",

@@ -13,27 +13,10 @@ from typing import Literal
 
 import numpy as np
 
-from edge.analytics.zones import PolygonZone
-from edge.config import ObjectsAnalytic
+from edge.analytics.base import Transition
+from edge.analytics.geometry import PolygonZone
+from edge.analytics.plugins.objects.config import ObjectsAnalytic
 from edge.inference.detections import Detections
-
-
-@dataclass
-class Transition:
-    type: Literal["new", "update", "end"]
-    event_id: uuid.UUID
-    seq: int
-    label: str
-    start_time: datetime
-    frame_time: datetime
-    score: float
-    box: tuple[float, float, float, float]  # fractions of width/height
-    box_px: tuple[int, int, int, int]
-    end_time: datetime | None = None
-    snapshot: bool = False  # this message comes with a new snapshot of the frame
-    kind: str | None = None  # overrides the rule's kind (e.g. flood_unknown)
-    zone: str | None = None  # overrides the analytic's zone name
-    attributes: dict[str, str | int | float | bool | None] = field(default_factory=dict)
 
 
 @dataclass

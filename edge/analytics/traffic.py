@@ -18,14 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from edge.analytics.geometry import Line, RuleConfigError, inside
 from edge.analytics.tracking import Tracks
 
 Point = tuple[float, float]
 SIGNAL_STATES = ("red", "amber", "green", "unknown")
-
-
-class RuleConfigError(ValueError):
-    """A rule that cannot run as configured (says why, and what to do)."""
 
 
 @dataclass
@@ -36,43 +33,6 @@ class Violation:
     class_id: int
     box: tuple[float, float, float, float]
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def inside(polygon: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon for many points at once: (N,) bool."""
-    if len(pts) == 0:
-        return np.zeros((0,), bool)
-    x, y = pts[:, 0:1], pts[:, 1:2]
-    x1, y1 = polygon[:, 0][None, :], polygon[:, 1][None, :]
-    x2, y2 = np.roll(polygon[:, 0], -1)[None, :], np.roll(polygon[:, 1], -1)[None, :]
-    crosses = (y1 > y) != (y2 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xi = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-    return (np.sum(crosses & (x < xi), axis=1) % 2) == 1
-
-
-class Line:
-    """A directed segment; ``side`` is the signed distance of points from it, positive on
-    the side a vehicle reaches after crossing in the ``forward`` direction."""
-
-    def __init__(self, a: Point, b: Point, forward: Point | None = None) -> None:
-        self.a = np.asarray(a, np.float64)
-        self.b = np.asarray(b, np.float64)
-        d = self.b - self.a
-        self.length = float(np.hypot(*d))
-        if self.length == 0:
-            raise RuleConfigError("a line needs two different points")
-        self.normal = np.array([-d[1], d[0]]) / self.length
-        if forward is not None and float(np.dot(self.normal, forward)) < 0:
-            self.normal = -self.normal
-
-    def side(self, pts: np.ndarray) -> np.ndarray:
-        return (pts - self.a) @ self.normal
-
-    def along(self, pts: np.ndarray) -> np.ndarray:
-        """Position along the segment, 0 at ``a`` and 1 at ``b``."""
-        d = (self.b - self.a) / self.length
-        return ((pts - self.a) @ d) / self.length
 
 
 class SignalState:

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.analytics.objects import Transition
+from edge.analytics.base import Transition
 from edge.analytics.plates import configured
+from edge.analytics.plugins.traffic.config import TrafficAnalytic
 from edge.analytics.signal import SignalReader
 from edge.analytics.tracking import ByteTrack, Tracks
 from edge.analytics.traffic import (
@@ -37,7 +38,6 @@ from edge.analytics.traffic import (
     Violation,
     WrongWay,
 )
-from edge.config import TrafficAnalytic
 from edge.events.evidence import Package, PacketRing, TrackHistory, assemble
 from edge.inference.detections import Detections
 
