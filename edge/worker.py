@@ -1,21 +1,28 @@
-"""The edge worker: wires cameras -> detector -> rules -> events -> spool -> MQTT.
+"""The edge worker: wires cameras -> detector -> analytics -> events -> spool -> MQTT.
+
+The worker knows the analytic plugin protocol (``edge/analytics/base.py``), not the
+analytics: each camera's analytics are built through the registry, grouped by the model
+whose detections they need (one inference per due sample, on the box's shared fair
+engine), fed ``Sample``s at their schedules, ticked about once a second (frames or not),
+and what they return is published: event transitions (with a snapshot when asked),
+readings, the messages a plugin makes itself, and observations routed to the camera's
+analytics that consume them.
 
 Every thread runs under ``edge.supervisor``: the camera readers, the analysis threads,
 the status loop and the publisher's pump are restarted after an exception, the inference
 engines' threads and paho's network thread are watched and started again. A thread that
 keeps dying shows on /metrics and fails ``edgewatch edge health``. Messages the spool
-cannot store (a full disk) are logged and counted, never raised into these threads.
+cannot store (a full disk) are logged and counted, never raised into these threads. An
+analytic that fails on a sample is logged and counted; the camera's others go on.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +30,18 @@ import cv2
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from edge.analytics.fire import FireRule
-from edge.analytics.flood import FloodOutput, FloodRule
-from edge.analytics.objects import ObjectsRule, Transition
-from edge.analytics.signal import SignalReader, signal_state
-from edge.analytics.traffic import SignalState
-from edge.analytics.traffic_monitor import TrafficMonitor
-from edge.config import (
-    CameraConfig,
-    EdgeConfig,
-    FireAnalytic,
-    FloodAnalytic,
-    ObjectsAnalytic,
-    TrafficAnalytic,
+from edge.analytics import registry as analytics_registry
+from edge.analytics.base import (
+    Analytic,
+    AnalyticConfig,
+    AnalyticPlugin,
+    CameraContext,
+    Observation,
+    Outputs,
+    Sample,
+    Transition,
 )
+from edge.config import CameraConfig, EdgeConfig
 from edge.events.evidence import PacketRing
 from edge.events.messages import EventEncoder
 from edge.events.snapshot import render_snapshot
@@ -53,6 +58,7 @@ from edgewatch import contract
 log = logging.getLogger(__name__)
 
 DEGRADED_SHARE = 0.8  # below this share of due samples analysed, a camera is degraded
+TICK_S = 1.0  # analytics' tick period
 
 
 class EdgeMetrics:
@@ -162,6 +168,15 @@ class EdgeMetrics:
             registry=r,
         )
         self.broker_connected = Gauge("edgewatch_broker_connected", "1 when connected", registry=r)
+        self.analytic_errors = Counter(
+            "edgewatch_analytic_errors",
+            "Samples or ticks an analytic failed on (logged with the traceback)",
+            ["camera", "analytic"],
+            registry=r,
+        )
+        self.readings = Counter(
+            "edgewatch_reading_messages", "Readings spooled", ["camera", "analytic"], registry=r
+        )
         self.heartbeat = Gauge(
             "edgewatch_worker_heartbeat_timestamp_seconds",
             "Unix time the worker's status loop last ran (health checks read it)",
@@ -170,19 +185,22 @@ class EdgeMetrics:
 
 
 @dataclass
-class _Analytic:
-    cfg: ObjectsAnalytic | FireAnalytic | TrafficAnalytic
-    rule: ObjectsRule | FireRule | TrafficMonitor
-    signal_next: float = 0.0  # traffic with a signal model: next look at the signal head
+class _Run:
+    """One analytic on one camera: its config, manifest and runtime object."""
+
+    cfg: AnalyticConfig
+    plugin: AnalyticPlugin
+    rt: Analytic
 
 
 @dataclass
 class _Group:
-    """A camera's analytics that share one model: one inference per due sample."""
+    """A camera's analytics that share one model: one inference per due sample. An
+    analytic that needs no model (flood) is a group of its own with no engine."""
 
-    model: str
-    engine: InferenceEngine
-    analytics: list[_Analytic]
+    model: str | None
+    engine: InferenceEngine | None
+    analytics: list[_Run]
     period_s: float
     weight: float
     min_score: float
@@ -219,29 +237,23 @@ class _Group:
 
 
 @dataclass
-class _Flood:
-    """A flood analytic on one camera: no model, one reading per period."""
-
-    cfg: FloodAnalytic
-    rule: FloodRule
-    next_due: float = 0.0
-    last_reading: float = 0.0  # monotonic time of the last reading sent (frame or not)
-
-
-@dataclass
 class _Camera:
     cfg: CameraConfig
     reader: CameraReader
     groups: list[_Group]
-    floods: list[_Flood] = field(default_factory=list)
+    ctx: CameraContext
     thread: threading.Thread | None = None
     last_state: str | None = None
     last_status_sent: float = 0.0
     last_index: int = 0
     online_since: float | None = None
     decoder_labels: tuple[str, str, str] | None = None
-    ring: PacketRing | None = None  # traffic cameras: the last seconds of video, for clips
-    frame_wh: tuple[int, int] = (0, 0)
+    ring: PacketRing | None = None  # when an analytic keeps video for evidence clips
+    last_tick: float = 0.0
+
+    @property
+    def runs(self) -> list[_Run]:
+        return [r for g in self.groups for r in g.analytics]
 
 
 class EdgeWorker:
@@ -256,68 +268,14 @@ class EdgeWorker:
         CameraReader.snapshot_slots = threading.BoundedSemaphore(cfg.snapshot_concurrency)
         self.engines: dict[str, InferenceEngine] = {}
         self.cameras: list[_Camera] = []
-        self._signal_subs: list[tuple[str, SignalState]] = []
-        self._signal_detectors: dict[str, Detector] = {}
-        self._plate_reader: Any = None
-        self._plate_reason: str | None = None
+        self._subs: list[tuple[str, Any]] = []
+        self._detectors: dict[str, Detector] = {}
+        self._plates: tuple[Any, str | None] | None = None
         self._registry = registry
         try:
             for cam in cfg.cameras:
-                if not cam.enabled:
-                    continue
-                groups: dict[str, _Group] = {}
-                floods: list[_Flood] = []
-                for a in cam.analytics:
-                    if isinstance(a, FloodAnalytic):
-                        floods.append(_Flood(a, FloodRule(a), last_reading=time.monotonic()))
-                        continue
-                    engine = self._engine(registry, a.model)
-                    names = engine.detector.class_names  # type: ignore[attr-defined]
-                    rule: ObjectsRule | FireRule | TrafficMonitor
-                    if isinstance(a, FireAnalytic):
-                        rule = FireRule(a, names, cam.bearing_deg, cam.hfov_deg)
-                    elif isinstance(a, TrafficAnalytic):
-                        rule = self._traffic(cam, a, names)
-                    else:
-                        rule = ObjectsRule(a, names)
-                    min_score = rule.min_score if isinstance(rule, FireRule) else a.min_score
-                    g = groups.get(a.model)
-                    if g is None:
-                        g = groups[a.model] = _Group(
-                            a.model,
-                            engine,
-                            [],
-                            1.0 / a.fps,
-                            a.priority,
-                            min_score,
-                            a.motion_gating,
-                            a.motion_threshold,
-                        )
-                    g.analytics.append(_Analytic(a, rule))
-                    g.period_s = min(g.period_s, 1.0 / a.fps)
-                    g.weight = max(g.weight, a.priority)
-                    g.min_score = min(g.min_score, min_score)
-                    g.motion_gating = g.motion_gating and a.motion_gating
-                    g.motion_threshold = min(g.motion_threshold, a.motion_threshold)
-                for g in groups.values():
-                    g.stream = f"{cam.id}/{g.model}"
-                    g.effective_period_s = g.period_s
-                    g.engine.register(g.stream, 1.0 / g.period_s, g.weight)
-                periods = [g.period_s for g in groups.values()] + [f.cfg.period_s for f in floods]
-                traffic = [
-                    a.cfg for g in groups.values() for a in g.analytics
-                    if isinstance(a.cfg, TrafficAnalytic)
-                ]  # fmt: skip
-                ring = None
-                if traffic:
-                    ring = PacketRing(
-                        seconds=max(t.evidence.ring_s for t in traffic),
-                        max_bytes=int(max(t.evidence.ring_mb for t in traffic) * 1024 * 1024),
-                    )
-                reader = CameraReader(cam, period_s=min(periods, default=1.0), ring=ring)
-                # its reading loop under supervision (the thread is not started yet)
-                reader._thread = self.supervisor.thread(f"reader-{cam.id}", reader._run)
-                self.cameras.append(_Camera(cam, reader, list(groups.values()), floods, ring=ring))
+                if cam.enabled:
+                    self.cameras.append(self._camera(cam))
         except Exception:
             for engine in self.engines.values():
                 engine.stop()
@@ -334,81 +292,99 @@ class EdgeWorker:
             on_state=lambda up: self.metrics.broker_connected.set(1 if up else 0),
             supervisor=self.supervisor,
         )
-        for topic, signal in self._signal_subs:
-            self.publisher.subscribe(topic, self._signal_feed(signal))
+        for topic, on_message in self._subs:
+            self.publisher.subscribe(topic, on_message)
         self._status_thread = self.supervisor.thread("status", self._status_loop)
 
-    def _traffic(
-        self, cam: CameraConfig, a: TrafficAnalytic, names: tuple[str, ...]
-    ) -> TrafficMonitor:
-        signal = signal_state(a.signal)  # a camera's: sure only between two looks that agree
-        monitor = TrafficMonitor(a, names, cam.id, signal)  # RuleConfigError: cannot run
-        if a.signal is not None and a.signal.source == "mqtt":
-            self._signal_subs.append((a.signal.topic, signal))  # type: ignore[arg-type]
-        if a.signal is not None and a.signal.source == "model":
-            if a.signal.model not in self._signal_detectors:
-                self._signal_detectors[a.signal.model] = Detector(
-                    self._registry.spec(a.signal.model),
-                    self._registry.resolve(a.signal.model),
-                    providers=self.cfg.models.providers,
-                    threads=1,
+    def _camera(self, cam: CameraConfig) -> _Camera:
+        """Build a camera's analytics through the registry and group them by model."""
+        ctx = CameraContext(
+            camera=cam,
+            site=self.cfg.site,
+            edge_id=self.cfg.edge_id,
+            class_names=lambda model: tuple(self._engine(model).detector.class_names),  # type: ignore[attr-defined]
+            detector=self._detector,
+            subscribe=lambda topic, cb: self._subs.append((topic, cb)),
+            plate_reader=self._plate_reader,
+        )
+        groups: dict[str, _Group] = {}
+        alone: list[_Group] = []
+        for a in cam.analytics:
+            plugin = analytics_registry.plugin_for(a)
+            rt = plugin.build(a, ctx)  # a config it cannot run raises here, naming why
+            sc = rt.schedule
+            run = _Run(a, plugin, rt)
+            if sc.model is None:
+                alone.append(_Group(None, None, [run], sc.period_s, sc.priority, 0.0, False, 1.0))
+                continue
+            g = groups.get(sc.model)
+            if g is None:
+                g = groups[sc.model] = _Group(
+                    sc.model,
+                    self._engine(sc.model),
+                    [],
+                    sc.period_s,
+                    sc.priority,
+                    sc.min_score,
+                    sc.motion_gating,
+                    sc.motion_threshold,
                 )
-        if a.signal is not None and a.signal.source in ("model", "lamps"):
-            monitor.signal_reader = SignalReader(
-                a.signal, signal, self._signal_detectors.get(a.signal.model)
+            g.analytics.append(run)
+            g.period_s = min(g.period_s, sc.period_s)
+            g.weight = max(g.weight, sc.priority)
+            g.min_score = min(g.min_score, sc.min_score)
+            g.motion_gating = g.motion_gating and sc.motion_gating
+            g.motion_threshold = min(g.motion_threshold, sc.motion_threshold)
+        for g in groups.values():
+            g.stream = f"{cam.id}/{g.model}"
+            g.effective_period_s = g.period_s
+            assert g.engine is not None
+            g.engine.register(g.stream, 1.0 / g.period_s, g.weight)
+        for g in alone:
+            g.stream = f"{cam.id}/{g.analytics[0].cfg.name}"
+            g.effective_period_s = g.period_s
+        all_groups = list(groups.values()) + alone
+        schedules = [r.rt.schedule for g in all_groups for r in g.analytics]
+        ring = None
+        if any(sc.packets_s > 0 for sc in schedules):
+            ring = PacketRing(
+                seconds=max(sc.packets_s for sc in schedules),
+                max_bytes=int(max(sc.packets_mb for sc in schedules) * 1024 * 1024),
             )
-        if a.evidence.plates and self._plate_reader is None and self._plate_reason is None:
+        ctx.ring = ring
+        periods = [g.period_s for g in all_groups]
+        reader = CameraReader(cam, period_s=min(periods, default=1.0), ring=ring)
+        # its reading loop under supervision (the thread is not started yet)
+        reader._thread = self.supervisor.thread(f"reader-{cam.id}", reader._run)
+        return _Camera(cam, reader, all_groups, ctx, ring=ring)
+
+    # -- what analytics may ask of the worker ---------------------------------------------
+
+    def _detector(self, model_id: str) -> Detector:
+        """A dedicated detector (one thread), for a model used on crops (a signal head)."""
+        if model_id not in self._detectors:
+            self._detectors[model_id] = Detector(
+                self._registry.spec(model_id),
+                self._registry.resolve(model_id),
+                providers=self.cfg.models.providers,
+                threads=1,
+            )
+        return self._detectors[model_id]
+
+    def _plate_reader(self) -> Any:
+        """The box's plate reader (built once), or None with the reason logged once."""
+        if self._plates is None:
             from edge.analytics.plates import reader_or_reason
 
-            self._plate_reader, self._plate_reason = reader_or_reason()
-            if self._plate_reason:
-                log.warning("plates will not be read", extra={"reason": self._plate_reason})
-        return monitor
+            self._plates = reader_or_reason()
+            if self._plates[1]:
+                log.warning("plates will not be read", extra={"reason": self._plates[1]})
+        return self._plates[0]
 
-    @staticmethod
-    def _signal_feed(signal: SignalState):  # type: ignore[no-untyped-def]
-        """A signal controller's MQTT messages: {"state": "red", "time": ISO 8601}."""
-
-        def on_message(topic: str, payload: bytes) -> None:
-            try:
-                doc = json.loads(payload)
-                state = {"yellow": "amber"}.get(doc["state"], doc["state"])
-                at = doc.get("time")
-                t = datetime.fromisoformat(at).timestamp() if at else time.time()
-                signal.set(t, state)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("bad signal message", extra={"topic": topic, "error": str(exc)[:200]})
-
-        return on_message
-
-    def _look_at_signal(self, a: _Analytic, frame: Frame) -> None:
-        reader = a.rule.signal_reader  # type: ignore[union-attr]
-        if reader is None or frame.mono < a.signal_next:
-            return
-        a.signal_next = frame.mono + reader.period_s
-        reader.look(frame.time.timestamp(), frame.bgr())
-
-    def _finalize_traffic(self, cam: _Camera, a: _Analytic, force: bool = False) -> None:
-        monitor = a.rule
-        assert isinstance(monitor, TrafficMonitor)
-        if not monitor.pending:
-            return
-        done = monitor.finalize(
-            time.time(), cam.ring, cam.frame_wh, self._plate_reader, force=force
-        )
-        for transitions, pkg in done:
-            if pkg is not None:
-                for name in pkg.files:
-                    data = (pkg.folder / name).read_bytes()
-                    topic = contract.evidence_topic(
-                        self.cfg.site, self.cfg.edge_id, transitions[0].event_id, name
-                    )
-                    self._send(Message(topic, data, kind="evidence"))
-            self._emit(cam, a, transitions, frame=None)
-
-    def _engine(self, registry: Registry, model_id: str) -> InferenceEngine:
+    def _engine(self, model_id: str) -> InferenceEngine:
         """One engine per model per box, shared by every camera using it."""
         if model_id not in self.engines:
+            registry = self._registry
             detector = Detector(
                 registry.spec(model_id),
                 registry.resolve(model_id),
@@ -451,7 +427,6 @@ class EdgeWorker:
             return [None] * len(msgs)
 
     # -- lifecycle -------------------------------------------------------------------------
-
     def start(self) -> None:
         if self.cfg.metrics_port:
             start_http_server(
@@ -494,13 +469,8 @@ class EdgeWorker:
         t_cameras = time.monotonic()
         now = contract.utcnow()
         for cam in self.cameras:  # close open events so none stays open forever at the hub
-            for g in cam.groups:
-                for a in g.analytics:
-                    if isinstance(a.rule, TrafficMonitor):
-                        self._finalize_traffic(cam, a, force=True)
-                    self._emit(cam, a, a.rule.close(now), frame=None)
-            for f in cam.floods:
-                self._emit(cam, _Analytic(f.cfg, f.rule), f.rule.close(now), frame=None)  # type: ignore[arg-type]
+            for run in cam.runs:
+                self._call(cam, run, "close", run.rt.close, now)
             self._send_status(cam, force_state="offline")
         self._status_thread.join(timeout=5)
         t_status = time.monotonic()
@@ -527,17 +497,20 @@ class EdgeWorker:
     # -- per camera ------------------------------------------------------------------------
 
     def _analyse(self, cam: _Camera) -> None:
-        if not cam.groups and not cam.floods:
+        if not cam.groups:
             return
         sampled = cam.reader.policy != "all"
         while not self._stop.is_set():
+            self._tick(cam)
             now = time.monotonic()
-            wait = min([g.next_due for g in cam.groups] + [f.next_due for f in cam.floods]) - now
+            wait = min(g.next_due for g in cam.groups) - now
             if wait > 0 and not sampled:
                 # Not due yet: let the reader replace frames meanwhile (latest-frame semantics).
-                if self._stop.wait(wait):
+                if self._stop.wait(min(wait, TICK_S)):
                     return
-            frame = cam.reader.next_frame(cam.last_index, timeout=1.0)
+                if wait > TICK_S:
+                    continue
+            frame = cam.reader.next_frame(cam.last_index, timeout=TICK_S)
             if frame is None:
                 continue
             cam.last_index = frame.index
@@ -556,15 +529,32 @@ class EdgeWorker:
                     return
                 except Exception:  # one bad frame must not stop the camera
                     log.exception("analytics failed on a frame", extra={"camera": cam.cfg.id})
-            for f in cam.floods:
-                if ref + slack >= f.next_due:
-                    f.next_due = max(f.next_due + f.cfg.period_s, ref + f.cfg.period_s / 2)
-                    try:
-                        out = f.rule.update(frame.bgr(), frame.time)
-                        self._flood_out(cam, f, out, frame.bgr())
-                    except Exception:
-                        log.exception("flood analytic failed", extra={"camera": cam.cfg.id})
             frame = None  # do not hold a decoded frame while waiting for the next sample
+
+    def _tick(self, cam: _Camera) -> None:
+        """About once a second, frames or not: due evidence, a dead stream's readings."""
+        mono = time.monotonic()
+        if mono - cam.last_tick < TICK_S:
+            return
+        cam.last_tick = mono
+        now = contract.utcnow()
+        for run in cam.runs:
+            self._call(cam, run, "tick", run.rt.tick, now)
+
+    def _call(self, cam: _Camera, run: _Run, what: str, fn: Any, arg: Any) -> None:
+        """Run one hook of one analytic and publish its outputs; a failure is its own."""
+        try:
+            out = fn(arg)
+        except EngineStopped:
+            raise
+        except Exception:
+            self.metrics.analytic_errors.labels(cam.cfg.id, run.cfg.name).inc()
+            log.exception(
+                f"analytic failed on {what}",
+                extra={"camera": cam.cfg.id, "analytic": run.cfg.name, "type": run.cfg.type},
+            )
+            return
+        self._publish(cam, run, out, image=None)
 
     def _run_group(self, cam: _Camera, g: _Group, frame: Frame, now: float) -> None:
         # Samples the analytics asked for but did not get since the last one (overload, or
@@ -578,7 +568,7 @@ class EdgeWorker:
         g.last_served = now
         # Pace at what the shared engine can give this camera (its fair share under
         # overload), keeping the phase; after a stall at most one catch-up sample.
-        allowed = g.engine.allowed_rate(g.stream)
+        allowed = g.engine.allowed_rate(g.stream) if g.engine is not None else float("inf")
         period = max(g.period_s, 1.0 / allowed)
         g.effective_period_s = period
         if g.next_due <= 0:
@@ -587,23 +577,8 @@ class EdgeWorker:
             g.next_due = max(g.next_due + period, now + period / 2)
         cam.reader.period_s = min(x.effective_period_s for x in cam.groups)
         dets: Detections | None = None
-        if g.motion_gating and g.last_dets is not None:
-            thumb = frame.gray_thumb()
-            if g.last_thumb is not None and thumb.shape == g.last_thumb.shape:
-                changed = np.abs(thumb.astype(np.int16) - g.last_thumb) > 12
-                mask = self._zone_mask(g, thumb.shape)
-                share = changed[mask].mean() if mask is not None else changed.mean()
-                if share < g.motion_threshold:
-                    dets = g.last_dets
-                    g.motion_skipped += 1
-                    self.metrics.motion_skipped.labels(cam.cfg.id).inc()
-            if dets is None:
-                g.last_thumb = thumb.astype(np.int16)
-        if dets is None:
-            t0 = time.perf_counter()
-            dets = g.engine.infer(g.stream, frame, weight=g.weight, min_score=g.min_score)
-            self.metrics.inference_seconds.labels(g.model).inc(time.perf_counter() - t0)
-            g.last_dets = dets
+        if g.engine is not None:
+            dets = self._detect(cam, g, frame)
         done = time.monotonic()
         g.analysed += 1
         g.done.append((done, 0))
@@ -611,22 +586,50 @@ class EdgeWorker:
         g.lags.append((done, lag))
         self.metrics.frames_analysed.labels(cam.cfg.id).inc()
         self.metrics.lag.labels(cam.cfg.id).observe(lag)
+        cam.ctx.frame_wh = (frame.width, frame.height)
+        sample = Sample(frame, frame.time, (frame.width, frame.height), dets, frame.mono)
         image: np.ndarray | None = None
-        cam.frame_wh = (frame.width, frame.height)
-        for a in g.analytics:
-            if isinstance(a.rule, TrafficMonitor):
-                self._look_at_signal(a, frame)
-            transitions = a.rule.update(dets, (frame.width, frame.height), frame.time)
-            if transitions and image is None and any(t.snapshot for t in transitions):
+        for run in g.analytics:
+            try:
+                out = run.rt.update(sample)
+            except EngineStopped:
+                raise
+            except Exception:  # this analytic's failure; the others still run
+                self.metrics.analytic_errors.labels(cam.cfg.id, run.cfg.name).inc()
+                log.exception(
+                    "analytic failed on a sample",
+                    extra={"camera": cam.cfg.id, "analytic": run.cfg.name, "type": run.cfg.type},
+                )
+                continue
+            if image is None and any(t.snapshot for t in out.transitions):
                 image = frame.bgr()
-            self._emit(cam, a, transitions, frame=image)
-            if isinstance(a.rule, TrafficMonitor):
-                self._finalize_traffic(cam, a)
+            self._publish(cam, run, out, image=image)
+
+    def _detect(self, cam: _Camera, g: _Group, frame: Frame) -> Detections:
+        """The group's detections: inferred, or the last ones when nothing moved."""
+        assert g.engine is not None and g.model is not None
+        if g.motion_gating and g.last_dets is not None:
+            thumb = frame.gray_thumb()
+            if g.last_thumb is not None and thumb.shape == g.last_thumb.shape:
+                changed = np.abs(thumb.astype(np.int16) - g.last_thumb) > 12
+                mask = self._zone_mask(g, thumb.shape)
+                share = changed[mask].mean() if mask is not None else changed.mean()
+                if share < g.motion_threshold:
+                    g.motion_skipped += 1
+                    self.metrics.motion_skipped.labels(cam.cfg.id).inc()
+                    return g.last_dets
+            g.last_thumb = thumb.astype(np.int16)
+        t0 = time.perf_counter()
+        dets = g.engine.infer(g.stream, frame, weight=g.weight, min_score=g.min_score)
+        self.metrics.inference_seconds.labels(g.model).inc(time.perf_counter() - t0)
+        g.last_dets = dets
+        return dets
 
     @staticmethod
     def _zone_mask(g: _Group, shape: tuple[int, ...]) -> np.ndarray | None:
-        """Union of the group's zones on the thumbnail grid; None when one is the whole frame."""
-        zones = [a.rule.zone.points for a in g.analytics]
+        """Union of the group's motion zones on the thumbnail grid; None when one is the
+        whole frame (an analytic without a zone, fire's land-use zones included)."""
+        zones = [r.rt.schedule.motion_zone for r in g.analytics]
         if any(z is None for z in zones):
             return None
         if g.zone_mask is None or g.zone_mask.shape != shape[:2]:
@@ -638,7 +641,55 @@ class EdgeWorker:
             g.zone_mask = mask.astype(bool)
         return g.zone_mask
 
-    def _emit(self, cam: _Camera, a: _Analytic, transitions: list[Transition], frame) -> None:  # type: ignore[no-untyped-def]
+    # -- outputs -----------------------------------------------------------------------------
+
+    def _publish(
+        self, cam: _Camera, run: _Run, out: Outputs, image: np.ndarray | None, depth: int = 0
+    ) -> None:
+        """Send what an analytic returned: messages, readings, events; route observations."""
+        if out.messages:
+            self._send(*out.messages)
+        for r in out.readings:
+            self._reading(cam, run, r)
+        if out.transitions:
+            self._emit(cam, run, out.transitions, image)
+        if depth == 0:  # observations of observations are not routed on (no cycles)
+            for obs in out.observations:
+                self._route(cam, run, obs)
+
+    def _route(self, cam: _Camera, source: _Run, obs: Observation) -> None:
+        for run in cam.runs:
+            if run is source or obs.kind not in run.plugin.consumes:
+                continue
+            try:
+                out = run.rt.observe(obs)
+            except Exception:
+                self.metrics.analytic_errors.labels(cam.cfg.id, run.cfg.name).inc()
+                log.exception(
+                    "analytic failed on an observation",
+                    extra={"camera": cam.cfg.id, "analytic": run.cfg.name, "kind": obs.kind},
+                )
+                continue
+            self._publish(cam, run, out, image=None, depth=1)
+
+    def _reading(self, cam: _Camera, run: _Run, r: Any) -> None:
+        msg = contract.ReadingMessage(
+            camera_id=cam.cfg.id,
+            analytic=run.cfg.name,
+            analytic_type=run.cfg.type,
+            time=r.time,
+            period_s=r.period_s,
+            state=r.state,
+            values={k: (None if v is None else round(float(v), 6)) for k, v in r.values.items()},
+            units=dict(r.units),
+        )
+        topic = contract.reading_topic(self.cfg.site, self.cfg.edge_id, cam.cfg.id, run.cfg.name)
+        self._send(Message(topic, msg.model_dump_json(exclude_none=True).encode(), "reading"))
+        self.metrics.readings.labels(cam.cfg.id, run.cfg.name).inc()
+
+    def _emit(
+        self, cam: _Camera, run: _Run, transitions: list[Transition], frame: np.ndarray | None
+    ) -> None:
         for t in transitions:
             jpeg = None
             if t.snapshot and frame is not None:
@@ -647,11 +698,10 @@ class EdgeWorker:
                 )
             msgs = self.encoder.encode(
                 t,
-                kind=a.rule.kind,
-                analytic=a.cfg.name,
+                kind=t.kind or run.rt.kind,
+                analytic=run.cfg.name,
                 camera_id=cam.cfg.id,
-                zone=t.zone
-                or (a.cfg.zone_name if isinstance(a.cfg, ObjectsAnalytic) else a.rule.zone),  # type: ignore[attr-defined]
+                zone=t.zone or run.rt.zone,
                 location=cam.cfg.location,
                 jpeg=jpeg,
             )
@@ -663,54 +713,11 @@ class EdgeWorker:
                     "camera": cam.cfg.id,
                     "event_id": str(t.event_id),
                     "type": t.type,
+                    "kind": t.kind or run.rt.kind,
                     "label": t.label,
                     "score": t.score,
                 },
             )
-
-    def _flood_out(self, cam: _Camera, f: _Flood, out: FloodOutput, image) -> None:  # type: ignore[no-untyped-def]
-        """Publish a flood reading (retained, every one kept) and its events."""
-        f.last_reading = time.monotonic()
-        r = out.reading
-        msg = contract.HotspotReading(
-            hotspot_id=f.cfg.hotspot,
-            camera_id=cam.cfg.id,
-            analytic=f.cfg.name,
-            setup=f.cfg.setup,
-            time=r.time,
-            state=r.state,
-            level_state=r.level_state,
-            level_cm=None if r.level_cm is None else round(r.level_cm, 1),
-            raw_cm=None if r.raw_cm is None else round(r.raw_cm, 1),
-            reason=r.reason,
-            trend_cm_per_h=r.trend_cm_per_h,
-            next_level=r.next_level,
-            eta_s=r.eta_s,
-            confidence=r.confidence,
-            cover=r.cover,
-            depth_class=r.depth_class,
-            period_s=f.cfg.period_s,
-            levels=[contract.LevelRef(name=lv.name, level_cm=lv.level_cm) for lv in f.rule.levels],
-        )
-        topic = contract.hotspot_topic(self.cfg.site, self.cfg.edge_id, f.cfg.hotspot)
-        self._send(
-            Message(topic, msg.model_dump_json(exclude_none=True).encode(), "reading", retain=True)
-        )
-        if r.state == "unknown":
-            log.info(
-                "flood reading unknown",
-                extra={"camera": cam.cfg.id, "hotspot": f.cfg.hotspot, "reason": r.reason},
-            )
-        self._emit(cam, _Analytic(f.cfg, f.rule), out.transitions, frame=image)  # type: ignore[arg-type]
-
-    def _check_floods(self, cam: _Camera) -> None:
-        """A dead or silent stream still gets a reading: unknown, no_frames."""
-        now = time.monotonic()
-        for f in cam.floods:
-            if now - f.last_reading >= 3 * f.cfg.period_s:
-                self._flood_out(cam, f, f.rule.missing(contract.utcnow()), None)
-
-    # -- status ----------------------------------------------------------------------------
 
     def _status_loop(self) -> None:
         while not self._stop.wait(1.0):
@@ -718,8 +725,6 @@ class EdgeWorker:
             self.supervisor.check()  # engines' threads
             for cam in self.cameras:
                 self._send_status(cam)
-                if cam.floods:
-                    self._check_floods(cam)
             sp, m = self.spool, self.metrics
             m.spool_messages.set(len(sp))
             m.spool_bytes.set(sp.bytes)
@@ -739,17 +744,20 @@ class EdgeWorker:
         """The camera's pipeline figures and, when it misses its rate, why."""
         stats = cam.reader.stats()
         now = time.monotonic()
-        requested = sum(1.0 / g.period_s for g in cam.groups)
+        # The figures are those of the groups that infer: a model-less analytic (flood,
+        # once a minute) samples on its own clock and is judged by its readings.
+        inferred = [g for g in cam.groups if g.engine is not None]
+        requested = sum(1.0 / g.period_s for g in inferred)
         analysed = 0.0
         reason = None
         lags: list[float] = []
-        for g in cam.groups:
+        for g in inferred:
             fps, share = g.achieved(now)
             analysed += fps
             lags += [lag for t, lag in g.lags if now - t <= g.window_s()]
             settled = cam.online_since is not None and now - cam.online_since >= g.window_s()
             if settled and share < DEGRADED_SHARE and reason is None:
-                allowed = g.engine.allowed_rate(g.stream)
+                allowed = g.engine.allowed_rate(g.stream)  # type: ignore[union-attr]
                 why = (
                     f"inference overloaded, fair share {allowed:.2f}/s"
                     if allowed < 1 / g.period_s * 0.99
@@ -767,9 +775,9 @@ class EdgeWorker:
             analysed_fps=round(analysed, 4),
             lag_ms=round(1000 * sum(lags) / len(lags), 1) if lags else None,
             lag_max_ms=round(1000 * max(lags), 1) if lags else None,
-            dropped=sum(g.dropped for g in cam.groups),
+            dropped=sum(g.dropped for g in inferred),
             skipped=stats.skipped,
-            motion_skipped=sum(g.motion_skipped for g in cam.groups),
+            motion_skipped=sum(g.motion_skipped for g in inferred),
             gop_s=stats.gop_s,
             width=stats.width,
             height=stats.height,

@@ -135,9 +135,7 @@ def cmd_broker_run(args: argparse.Namespace) -> int:
     from edgewatch.broker import run_broker
 
     setup_logging("INFO")
-    return run_broker(
-        args.host, args.port, Path(args.dir), embedded=args.embedded
-    )
+    return run_broker(args.host, args.port, Path(args.dir), embedded=args.embedded)
 
 
 def _broker_dir(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -224,9 +222,7 @@ def cmd_edge_enrol(args: argparse.Namespace) -> int:
 
     bd = _broker_dir(args)
     try:
-        password = bd.add(
-            args.edge_id, "edge", site=args.site, read=args.read, replace=args.rotate
-        )
+        password = bd.add(args.edge_id, "edge", site=args.site, read=args.read, replace=args.rotate)
     except BrokerAuthError as exc:
         return _die([f"error: {exc}"])
     _print_account(bd, args.edge_id, password, args.url, "edge")
@@ -262,35 +258,11 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         try:
             registry = Registry(cfg.models.dir, cfg.models.manifest)
             problems = []
+            classes_of = lambda model: registry.spec(model).classes  # noqa: E731
             for i, cam in enumerate(cfg.cameras):
                 for j, a in enumerate(cam.analytics):
-                    if a.type == "flood":
-                        if a.reference_image and not Path(a.reference_image).is_file():
-                            problems.append(
-                                f"cameras.{i}.analytics.{j}.reference_image: "
-                                f"{a.reference_image} does not exist"
-                            )
-                        continue
-                    try:
-                        spec = registry.spec(a.model)
-                    except ModelError as exc:
-                        problems.append(f"cameras.{i}.analytics.{j}.model: {exc}")
-                        continue
-                    if a.type == "traffic":
-                        from edge.analytics.traffic import RuleConfigError, SignalState
-                        from edge.analytics.traffic_monitor import build_rules
-
-                        try:
-                            build_rules(a, spec.classes, SignalState())
-                        except RuleConfigError as exc:
-                            problems.append(f"cameras.{i}.analytics.{j}.rules: {exc}")
-                    fire = a.type in ("fire", "burning")
-                    wanted = [a.fire_class, a.smoke_class] if fire else a.classes
-                    unknown = [c for c in wanted if c not in spec.classes]
-                    if unknown:
-                        problems.append(
-                            f"cameras.{i}.analytics.{j}.classes: {unknown} not in model {a.model!r}"
-                        )
+                    for key, message in a.problems(classes_of):
+                        problems.append(f"cameras.{i}.analytics.{j}.{key}: {message}")
         except ModelError as exc:
             problems = [f"models.manifest: {exc}"]
         if problems:
@@ -330,6 +302,48 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             f"{model_id:20} {reg.status(model_id):13} {spec.format:6} {len(spec.classes):3} "
             f"classes  {spec.licence:12} {reg.path(model_id)}"
         )
+    return 0
+
+
+def cmd_analytics_list(args: argparse.Namespace) -> int:
+    """Every registered analytic: its type, the kinds it emits and what it needs."""
+    from edge.analytics.registry import plugins
+
+    found = plugins()
+    if getattr(args, "json", False):
+        doc = [
+            {
+                "type": p.type,
+                "summary": p.summary,
+                "needs": list(p.needs),
+                "consumes": list(p.consumes),
+                "readings": list(p.readings),
+                "kinds": [
+                    {
+                        "name": k.name,
+                        "severity": k.severity,
+                        "urgent": k.urgent,
+                        "review": k.review,
+                        "roles": list(k.roles),
+                        "incident": k.incident,
+                    }
+                    for k in p.kinds
+                ],
+                "config": p.config.__module__ + "." + p.config.__name__,
+            }
+            for p in found.values()
+        ]
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"{'type':22} {'kinds':44} needs")
+    for p in found.values():
+        kinds = ", ".join(
+            k.name + ("!" if k.urgent else "") + ("*" if k.review else "") for k in p.kinds
+        )
+        needs = ", ".join(p.needs + tuple(f"{c} (from others)" for c in p.consumes))
+        print(f"{p.type:22} {kinds or '(readings only)':44} {needs}")
+        print(f"{'':22} {p.summary}")
+    print("\n! urgent   * enters the review queue")
     return 0
 
 
@@ -606,6 +620,13 @@ def build_parser() -> argparse.ArgumentParser:
     c_check.add_argument("--kind", choices=("auto", "edge", "hub"), default="auto")
     c_check.add_argument("--strict", action="store_true", help="exit 2 on warnings too")
     c_check.set_defaults(func=cmd_config_check)
+
+    analytics = sub.add_parser("analytics", help="the analytic plugins").add_subparsers(
+        dest="sub", required=True
+    )
+    al = analytics.add_parser("list", help="every registered analytic: type, kinds, needs")
+    al.add_argument("--json", action="store_true", help="as JSON")
+    al.set_defaults(func=cmd_analytics_list)
 
     models = sub.add_parser("models", help="the model registry").add_subparsers(
         dest="sub", required=True

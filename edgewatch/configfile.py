@@ -34,19 +34,17 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-ANALYTIC_TAGS = ("objects", "flood", "fire", "burning", "traffic")
-
-
 def format_validation_error(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
         # Drop the tag pydantic adds for union members ("objects", "function-after").
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-        # ... and the analytic type tag: cameras.0.analytics.1.flood.line -> ...analytics.1.line
+        # ... and the analytic type tag (whatever plugin it names):
+        # cameras.0.analytics.1.flood.line -> ...analytics.1.line
         loc = tuple(
             p
             for i, p in enumerate(loc)
-            if not (p in ANALYTIC_TAGS and i >= 2 and loc[i - 2] == "analytics")
+            if not (isinstance(p, str) and i >= 2 and loc[i - 2] == "analytics")
         )
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

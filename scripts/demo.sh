@@ -2,6 +2,6 @@
 # The main job on a fresh machine: set up, then run the whole pipeline until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=postgres bash scripts/setup.sh
+EXTRAS=all,postgres bash scripts/setup.sh
 export EDGEWATCH_ASSETS=${EDGEWATCH_ASSETS:-$(cd .. && pwd)/shared/assets}
 exec .venv/bin/edgewatch demo "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up shared by the demo and the tests: system packages (when root and missing) and a
 # virtualenv in .venv with edgewatch installed in editable mode. Idempotent.
-#   EXTRAS=dev,postgres bash scripts/setup.sh
+#   EXTRAS=dev,postgres bash scripts/setup.sh   (default: all,postgres; an edge box: edge,plates)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +26,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q -e ".[${EXTRAS:-postgres}]"
-case ",${EXTRAS:-postgres}," in
+.venv/bin/python -m pip install -q -e ".[${EXTRAS:-all,postgres}]"
+case ",${EXTRAS:-all,postgres}," in
   *,dev,*|*,plates,*)
     # plate OCR; --no-deps: it requires opencv-python, which clobbers the headless build
     .venv/bin/python -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4" ;;

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from edge.analytics.objects import ObjectsRule
 from edge.analytics.geometry import PolygonZone
+from edge.analytics.objects import ObjectsRule
 from edge.config import ObjectsAnalytic
 from edge.inference.detections import Detections
 

@@ -97,6 +97,13 @@ def test_fire_on_rtsp_reaches_the_rangers_webhook_and_masks_hold(
                 "analytics": [fire],
             },
             {"id": "kiln-view", "url": rtsp.url("fire"), "analytics": [masked]},
+            # issue 17: motion gating on a fire analytic used to validate, then fail on
+            # every sample (its zone is the whole frame, not a polygon)
+            {
+                "id": "gated",
+                "url": rtsp.url("fire"),
+                "analytics": [{**fire, "motion_gating": True}],
+            },
         ],
     }
     edge = Process(tmp_path, "edge", ["edge", "run"], cfg)
@@ -118,9 +125,16 @@ def test_fire_on_rtsp_reaches_the_rangers_webhook_and_masks_hold(
         # the masked camera saw the same fire for as long and raised nothing
         all_events = hub.all_events()
         assert not [e for e in all_events if e["camera_id"] == "kiln-view"]
+        # the motion-gated camera runs its fire analytic and confirms the same fire
+        wait_for(
+            lambda: [e for e in hub.all_events() if e["camera_id"] == "gated"],
+            30,
+            what="the gated camera's fire",
+        )
     finally:
         code = edge.stop()
         hub.stop()
         rtsp.stop()
         recv.stop()
     assert code == 0, edge.log_text()[-2000:]
+    assert "analytic failed" not in edge.log_text(), edge.log_text()[-3000:]

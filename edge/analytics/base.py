@@ -82,6 +82,25 @@ class AnalyticConfig(Strict):
         classes = getattr(self, "classes", None) or []
         return {str(model): list(classes)}
 
+    def model_key(self, model: str) -> str:
+        """The config key naming ``model`` (for messages)."""
+        return "model"
+
+    def problems(self, classes_of: Callable[[str], Sequence[str]]) -> list[tuple[str, str]]:
+        """What ``config check`` finds beyond the schema: (key, message) pairs. The base
+        checks each model exists and has the classes asked for; plugins add their own."""
+        out: list[tuple[str, str]] = []
+        for model, wanted in self.models_used().items():
+            try:
+                names = classes_of(model)
+            except Exception as exc:  # the registry's ModelError, a missing file
+                out.append((self.model_key(model), str(exc)))
+                continue
+            unknown = [c for c in wanted if c not in names]
+            if unknown:
+                out.append(("classes", f"{unknown} not in model {model!r}"))
+        return out
+
 
 @dataclass(frozen=True)
 class KindSpec:

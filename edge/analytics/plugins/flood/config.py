@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -174,3 +174,8 @@ class FloodAnalytic(AnalyticConfig):
     @property
     def fps(self) -> float:
         return 1.0 / self.period_s
+
+    def problems(self, classes_of: Any) -> list[tuple[str, str]]:
+        if self.reference_image and not Path(self.reference_image).is_file():
+            return [("reference_image", f"{self.reference_image} does not exist")]
+        return []

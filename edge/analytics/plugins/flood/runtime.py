@@ -7,6 +7,7 @@ stream still gets a reading every period: ``unknown``, ``no_frames``.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
@@ -16,6 +17,8 @@ from edge.analytics.flood import FloodOutput, FloodRule
 from edge.analytics.plugins.flood.config import FloodAnalytic
 from edge.transport.spool import Message
 from edgewatch import contract
+
+log = logging.getLogger(__name__)
 
 
 class FloodAnalyticRuntime(Analytic):
@@ -65,6 +68,11 @@ class FloodAnalyticRuntime(Analytic):
                 contract.LevelRef(name=lv.name, level_cm=lv.level_cm) for lv in self.rule.levels
             ],
         )
+        if r.state == "unknown":
+            log.info(
+                "flood reading unknown",
+                extra={"camera": ctx.camera.id, "hotspot": cfg.hotspot, "reason": r.reason},
+            )
         topic = contract.hotspot_topic(ctx.site, ctx.edge_id, cfg.hotspot)
         payload = msg.model_dump_json(exclude_none=True).encode()
         reading = GenericReading(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -172,6 +172,22 @@ class TrafficAnalytic(AnalyticConfig):
         if self.signal is not None and self.signal.source == "model":
             used.setdefault(self.signal.model, [])
         return used
+
+    def model_key(self, model: str) -> str:
+        return "model" if model == self.model else "signal.model"
+
+    def problems(self, classes_of: Any) -> list[tuple[str, str]]:
+        out = super().problems(classes_of)
+        if out:
+            return out
+        from edge.analytics.traffic import RuleConfigError, SignalState
+        from edge.analytics.traffic_monitor import build_rules
+
+        try:
+            build_rules(self, tuple(classes_of(self.model)), SignalState())
+        except RuleConfigError as exc:
+            out.append(("rules", str(exc)))
+        return out
 
     @model_validator(mode="after")
     def _signal(self) -> TrafficAnalytic:
