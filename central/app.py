@@ -9,7 +9,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from central.api import auth, cameras, docs, events, health, hotspots, incidents, pages
+from central.api import (
+    auth,
+    cameras,
+    docs,
+    events,
+    health,
+    hotspots,
+    incidents,
+    kinds,
+    pages,
+    readings,
+)
 from central.api.security import SecurityHeaders
 from central.config import HubConfig
 from central.hotspots import load_hotspots
@@ -103,7 +114,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.live = live
     app.state.watchdog = watchdog
     app.state.retention = retention
-    for module in (auth, events, cameras, health, hotspots, incidents, pages):
+    for module in (auth, events, cameras, health, hotspots, incidents, kinds, pages, readings):
         app.include_router(module.router)
     if cfg.http.docs:
         app.include_router(docs.router)

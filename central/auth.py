@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from central.config import AuthSettings
 from central.storage.db import as_utc
 from central.storage.models import AuthSessionRow, UserRow
+from edge.analytics import registry
 
 Role = Literal["admin", "operator", "ranger", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "ranger", "viewer")
@@ -44,7 +45,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "ranger": frozenset({"read", "evidence", "act", "incidents"}),
     "viewer": frozenset({"read"}),
 }
-RANGER_KINDS = frozenset({"forest_fire", "smoke", "straw_burning", "camera_offline"})
+# The kinds the analytics (and the hub's watchdog) declare for rangers: fire and outages.
+RANGER_KINDS = frozenset(registry.kinds_where(roles="ranger"))
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
 _DUMMY_HASH = _hasher.hash("edgewatch: a hash to compare against for unknown users")

@@ -1,4 +1,9 @@
-"""The hub's declarative config (YAML, validated by pydantic)."""
+"""The hub's declarative config (YAML, validated by pydantic).
+
+The kind lists (fire kinds a team may take, urgent kinds, the review queue's kinds) are
+derived from the analytics registry: each analytic declares the kinds it emits and how
+the hub treats them, so a new analytic needs no edit here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.analytics import registry
 from edgewatch.mqtt import MqttSettings
 
 
@@ -75,9 +81,16 @@ class Limits(_Strict):
         gt=0,
         description="snapshots and evidence files of events the hub never got are deleted then",
     )
+    max_reading_series_per_edge: int = Field(
+        4096,
+        ge=1,
+        description="(camera, analytic) pairs one edge may send readings for; readings of "
+        "further ones are refused (too_many_series)",
+    )
 
 
-FIRE_KINDS = ("forest_fire", "straw_burning", "smoke")
+# Kinds merged into fire incidents and routed to teams (forest_fire, straw_burning, smoke).
+FIRE_KINDS = registry.kinds_where(incident="fire")
 
 DEFAULT_PUSH_HOSTS = (
     "fcm.googleapis.com",  # Chrome, Edge on Android, most Chromium browsers
@@ -288,18 +301,12 @@ class AlertSettings(_Strict):
     """How the dashboard treats events: which are urgent, which need review, camera outages."""
 
     urgent: list[str] = Field(
-        default_factory=lambda: ["forest_fire", "flood_level:III"],
+        # the kinds the analytics declare urgent, and the top flood level
+        default_factory=lambda: [*registry.kinds_where(urgent=True), "flood_level:III"],
         description="kind or kind:label that sound an alarm on the live page",
     )
     review_kinds: list[str] = Field(
-        default_factory=lambda: [
-            "red_light",
-            "wrong_way",
-            "lane_restriction",
-            "no_stopping",
-            "speeding",
-            "no_helmet",
-        ],
+        default_factory=lambda: list(registry.kinds_where(review=True)),
         description="event kinds that enter the traffic review queue",
     )
     camera_offline_grace_s: float = Field(

@@ -63,10 +63,11 @@ from central.storage.models import (
     IncidentRow,
     PushSubscriptionRow,
 )
+from edge.analytics import registry
 
 log = logging.getLogger(__name__)
 
-URGENT_KINDS = ("forest_fire",)
+URGENT_KINDS = registry.kinds_where(incident="fire", urgent=True)  # forest_fire
 STATES = ("open", "acknowledged", "resolved", "false_alarm")
 TEAM_TOPIC = "edgewatch/v1/teams/{team}/incidents"
 

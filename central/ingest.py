@@ -3,7 +3,9 @@
 ``Ingestor.handle`` never raises on bad input: a malformed, oversized, wrongly
 shaped or unknown message is rejected, counted (``edgewatch_hub_messages_rejected``)
 and logged, and the consumer carries on. Event messages are applied by event id and
-sequence number, so replays, duplicates and late arrivals never double-count.
+sequence number, so replays, duplicates and late arrivals never double-count. Readings
+(any analytic's measurements) are keyed by their series and time, so a replay is
+absorbed the same way.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from central.storage.models import (
     EventUpdateRow,
     EvidenceFileRow,
     HotspotReadingRow,
+    ReadingRow,
     SnapshotRow,
 )
 from edgewatch import contract
-from edgewatch.contract import CameraStatus, EventMessage, HotspotReading
+from edgewatch.contract import CameraStatus, EventMessage, HotspotReading, ReadingMessage
 from edgewatch.mqtt import connect_properties, make_client
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,10 @@ class Ingestor:
         self.incidents = incidents
         self.live = live
         self._changed: str | None = None
+        # (camera, analytic) pairs each (site, edge) has sent readings for: bounds the
+        # series one edge can open (limits.max_reading_series_per_edge). Loaded from the
+        # table on an edge's first reading; approximate when several hubs share a database.
+        self._series: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         if topic.startswith(HUB_OWNED):
@@ -113,6 +120,8 @@ class Ingestor:
                     outcome = self._hotspot(session, parsed, payload)
                 elif parsed.kind == "evidence":
                     outcome = self._evidence(session, parsed, payload)
+                elif parsed.kind == "reading":
+                    outcome = self._reading(session, parsed, payload)
                 else:
                     outcome = self._edge(session, parsed, payload)
             if self.incidents is not None:
@@ -439,6 +448,77 @@ class Ingestor:
             )
         )
         return "stored"
+
+    def _reading(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
+        """A generic reading, bound to the (site, edge, camera, analytic) of its topic."""
+        doc = _json(payload, self.limits.max_status_bytes)
+        try:
+            msg = ReadingMessage.model_validate(doc)
+        except ValidationError as exc:
+            raise _schema_error(exc) from None
+        if msg.camera_id != topic.camera_id:
+            raise Rejected("schema", "camera_id in payload differs from the topic")
+        if msg.analytic != topic.name:
+            raise Rejected("schema", "analytic in payload differs from the topic")
+        now = _now()
+        ahead = (msg.time - now).total_seconds()
+        if ahead > self.limits.max_clock_skew_s:
+            # a reading from the future would stand as the latest one until then
+            raise Rejected(
+                "clock_skew",
+                f"reading time {ahead:.0f} s ahead of hub time "
+                f"(limits.max_clock_skew_s = {self.limits.max_clock_skew_s:g})",
+            )
+        edge = (topic.site, topic.edge_id)
+        series = (msg.camera_id, msg.analytic)
+        known = self._known_series(session, edge)
+        if series not in known:
+            cap = self.limits.max_reading_series_per_edge
+            if len(known) >= cap:
+                raise Rejected(
+                    "too_many_series",
+                    f"{topic.edge_id} already sends readings for {len(known)} "
+                    f"(camera, analytic) pairs (limits.max_reading_series_per_edge = {cap})",
+                )
+        exists = session.execute(
+            select(ReadingRow.id).where(
+                ReadingRow.site == topic.site,
+                ReadingRow.edge_id == topic.edge_id,
+                ReadingRow.camera_id == msg.camera_id,
+                ReadingRow.analytic == msg.analytic,
+                ReadingRow.time == msg.time,
+            )
+        ).first()
+        if exists is not None:
+            return "duplicate"  # a replay (spool after an outage, broker redelivery)
+        session.add(
+            ReadingRow(
+                site=topic.site,
+                edge_id=topic.edge_id,
+                camera_id=msg.camera_id,
+                analytic=msg.analytic,
+                analytic_type=msg.analytic_type,
+                time=msg.time,
+                received_at=now,
+                period_s=msg.period_s,
+                state=msg.state,
+                values=dict(msg.values),
+                units=dict(msg.units),
+            )
+        )
+        known.add(series)
+        return "stored"
+
+    def _known_series(self, session: Session, edge: tuple[str, str]) -> set[tuple[str, str]]:
+        known = self._series.get(edge)
+        if known is None:
+            rows = session.execute(
+                select(ReadingRow.camera_id, ReadingRow.analytic)
+                .where(ReadingRow.site == edge[0], ReadingRow.edge_id == edge[1])
+                .distinct()
+            )
+            known = self._series[edge] = {(c, a) for c, a in rows}
+        return known
 
     def _edge(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
         state = payload.decode("utf-8", "replace").strip()

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Float,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -196,6 +197,36 @@ class HotspotReadingRow(Base):
     period_s: Mapped[float] = mapped_column(Float)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReadingRow(Base):
+    """Every reading of any analytic (a count over an interval, an occupancy, a level).
+
+    Bound to the (site, edge) of the topic it came on; one row per (site, edge, camera,
+    analytic, time), so a replayed message is absorbed. ``values`` maps value names to
+    numbers (or null: not measured), ``units`` names to units.
+    """
+
+    __tablename__ = "readings"
+    __table_args__ = (
+        UniqueConstraint(
+            "site", "edge_id", "camera_id", "analytic", "time", name="uq_reading_series_time"
+        ),
+        Index("ix_readings_camera_analytic_time", "camera_id", "analytic", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(64))
+    edge_id: Mapped[str] = mapped_column(String(64))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    analytic: Mapped[str] = mapped_column(String(64))
+    analytic_type: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_s: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str | None] = mapped_column(String(32))
+    values: Mapped[dict[str, float | None]] = mapped_column(JSON)
+    units: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class IncidentRow(Base):

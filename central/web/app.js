@@ -6,6 +6,7 @@ const view = document.getElementById("view");
 const liveBadge = document.getElementById("live");
 let me = null;
 const alerts = new Map(); // id -> alert, the live list
+const kinds = new Map(); // kind name -> its spec (severity, urgent, review, ...) from the hub
 const filters = { kind: "", camera: "", status: "open" };
 let stream = null;
 let refreshTimer = null;
@@ -67,13 +68,16 @@ function ago(iso) {
 }
 const can = (perm) => me && me.permissions.includes(perm);
 
+// The colour of an alert, from the kind specs the analytics declare (GET /api/v1/kinds):
+// urgent when the hub says so; a violation in the review queue "traffic"; then by the
+// kind's declared severity (urgent, high and medium are drawn alike, as "high").
+const SEVERITY_CLASS = { urgent: "high", high: "high", medium: "high", system: "system", info: "info" };
 function severity(a) {
   if (a.urgent) return "urgent";
-  if (a.kind.startsWith("flood")) return "high";
-  if (["forest_fire", "smoke", "straw_burning"].includes(a.kind)) return "high";
-  if (a.kind === "camera_offline") return "system";
-  if (a.review !== null && a.review !== undefined) return "traffic";
-  return "info";
+  const spec = kinds.get(a.kind);
+  const queued = a.review !== null && a.review !== undefined;
+  if (!spec || spec.review) return queued ? "traffic" : "info";
+  return SEVERITY_CLASS[spec.severity] || "info";
 }
 
 function errorBox(message, retry) {
@@ -547,6 +551,173 @@ async function showHotspots() {
   refreshTimer = setInterval(load, 10000);
 }
 
+// -- readings -----------------------------------------------------------------------------
+// Any analytic's measurements (line counts, occupancy, levels): the latest of each camera's
+// analytics, and one value of the chosen one charted over the last hours (inline SVG).
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== null && v !== undefined && v !== false) el.setAttribute(k, v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const chosen = { key: null, name: null, hours: 6 }; // kept across refreshes
+const readingKey = (r) => [r.site, r.edge_id, r.camera_id, r.analytic].join("/");
+function fmtValue(v, unit) {
+  if (v === null || v === undefined) return "—";
+  const text = Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 2 : 1);
+  return unit ? `${text} ${unit}` : text;
+}
+
+function chart(series, hours) {
+  const [W, H, L, R, T, B] = [760, 240, 56, 16, 14, 30];
+  const t1 = Date.now();
+  const t0 = t1 - hours * 3600e3;
+  const pts = series.points.filter((p) => p.time).map((p) => ({ t: new Date(p.time).getTime(), v: p.value }));
+  const vals = pts.map((p) => p.v).filter((v) => v !== null);
+  if (!vals.length) {
+    return h("div", { class: "empty", id: "chart-empty" }, `No ${series.name} reading in the last ${hours} h.`);
+  }
+  let lo = Math.min(0, ...vals);
+  let hi = Math.max(...vals);
+  if (hi === lo) hi = lo + 1;
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  let d = "";
+  let pen = false;
+  for (const p of pts) {
+    if (p.v === null) {
+      pen = false; // not measured: a gap, never a line through it
+      continue;
+    }
+    d += `${pen ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)} `;
+    pen = true;
+  }
+  const unit = series.unit ? ` ${series.unit}` : "";
+  const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return svg(
+    "svg",
+    { class: "chart", id: "reading-svg", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${series.name} over the last ${hours} hours`, "data-points": vals.length },
+    [lo, (lo + hi) / 2, hi].map((v) => [
+      svg("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }),
+      svg("text", { class: "axis", x: L - 6, y: y(v) + 4, "text-anchor": "end" }, fmtValue(Math.round(v * 100) / 100)),
+    ]),
+    svg("text", { class: "axis", x: L, y: H - 8 }, clock(t0)),
+    svg("text", { class: "axis", x: W - R, y: H - 8, "text-anchor": "end" }, "now"),
+    unit ? svg("text", { class: "axis", x: L + 6, y: T + 12 }, unit.trim()) : null,
+    svg("path", { class: "line", d }),
+    vals.length <= 120 ? pts.filter((p) => p.v !== null).map((p) => svg("circle", { class: "pt", cx: x(p.t), cy: y(p.v), r: 2.5 }, svg("title", {}, `${fmtTime(new Date(p.t).toISOString())}: ${fmtValue(p.v, series.unit)}`))) : null,
+  );
+}
+
+async function showReadings() {
+  setNav("readings");
+  const title = h("h1", {}, "Readings");
+  const load = async () => {
+    let latest;
+    try {
+      latest = await api("/api/v1/readings/latest");
+    } catch (e) {
+      if (currentRoute().name === "readings") show(title, errorBox(`Could not load readings: ${e.message}`, load));
+      return;
+    }
+    if (!latest.length) {
+      if (currentRoute().name === "readings") {
+        show(title, h("div", { class: "empty", id: "readings-empty" }, "No analytic has sent a reading yet. Counts, occupancy and levels appear here as edges publish them."));
+      }
+      return;
+    }
+    const sel = latest.find((r) => readingKey(r) === chosen.key) || latest[0];
+    chosen.key = readingKey(sel);
+    const names = Object.keys(sel.values).sort();
+    if (!names.includes(chosen.name)) chosen.name = names[0] ?? null;
+    let series = null;
+    let problem = null;
+    if (chosen.name) {
+      const q = new URLSearchParams({
+        site: sel.site,
+        edge_id: sel.edge_id,
+        camera_id: sel.camera_id,
+        analytic: sel.analytic,
+        name: chosen.name,
+        since: new Date(Date.now() - chosen.hours * 3600e3).toISOString(),
+      });
+      try {
+        series = await api(`/api/v1/readings/series?${q}`);
+      } catch (e) {
+        problem = e.message;
+      }
+    }
+    if (currentRoute().name !== "readings") return; // the operator went elsewhere meanwhile
+    const pick = (r) => () => {
+      chosen.key = readingKey(r);
+      load();
+    };
+    const table = h(
+      "table",
+      { class: "alerts", id: "readings-table" },
+      h("thead", {}, h("tr", {}, ["Camera", "Analytic", "State", "Values", "Time"].map((t) => h("th", {}, t)))),
+      h(
+        "tbody",
+        {},
+        latest.map((r) => {
+          const entries = Object.entries(r.values);
+          return h(
+            "tr",
+            {
+              class: readingKey(r) === chosen.key ? "chosen" : "",
+              dataset: { key: readingKey(r) },
+              tabindex: 0,
+              onclick: pick(r),
+              onkeydown: (ev) => ev.key === "Enter" && pick(r)(),
+            },
+            h("td", {}, h("strong", {}, r.camera_id), h("br"), h("small", { class: "muted" }, `${r.site} / ${r.edge_id}`)),
+            h("td", {}, r.analytic, h("br"), h("small", { class: "muted" }, r.analytic_type)),
+            h("td", {}, r.state ? h("span", { class: "pill" }, r.state) : "—"),
+            h(
+              "td",
+              { class: "values" },
+              entries.slice(0, 8).map(([k, v]) => h("span", { class: "value" }, `${k}: ${fmtValue(v, r.units[k])}`)),
+              entries.length > 8 ? h("span", { class: "muted" }, `+${entries.length - 8} more`) : null,
+            ),
+            h("td", { title: r.time }, ago(r.time), r.stale ? h("span", { class: "warn" }, " · stale") : null),
+          );
+        }),
+      ),
+    );
+    const nameSelect = h(
+      "select",
+      { id: "reading-name", "aria-label": "Value", onchange: (ev) => ((chosen.name = ev.target.value), load()) },
+      names.map((n) => h("option", { value: n, selected: n === chosen.name }, n)),
+    );
+    const hoursSelect = h(
+      "select",
+      { id: "reading-hours", "aria-label": "Period", onchange: (ev) => ((chosen.hours = Number(ev.target.value)), load()) },
+      [1, 6, 24].map((n) => h("option", { value: n, selected: n === chosen.hours }, `last ${n} h`)),
+    );
+    show(
+      title,
+      h("p", { class: "muted" }, "The latest reading of every camera's analytics; choose one to chart a value. Refreshed every 30 s."),
+      table,
+      h(
+        "section",
+        { id: "reading-chart" },
+        h("h2", {}, `${sel.camera_id} · ${sel.analytic}`),
+        h("div", { class: "filters" }, h("label", {}, "Value ", nameSelect), h("label", {}, "Period ", hoursSelect)),
+        problem ? errorBox(`Could not load the series: ${problem}`, load) : series ? chart(series, chosen.hours) : h("p", { class: "muted" }, "This reading carries no values."),
+      ),
+    );
+  };
+  await load();
+  refreshTimer = setInterval(load, 30000);
+}
+
 // -- traffic review -----------------------------------------------------------------------
 
 async function showReview(state = "pending") {
@@ -626,6 +797,7 @@ async function route() {
   if (r.name === "alert" && r.id) return showAlert(r.id);
   if (r.name === "cameras") return showCameras();
   if (r.name === "hotspots") return showHotspots();
+  if (r.name === "readings") return showReadings();
   if (r.name === "review") return showReview();
   return showAlerts();
 }
@@ -644,6 +816,11 @@ async function main() {
     await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
     location.assign("/login");
   });
+  try {
+    for (const k of await api("/api/v1/kinds")) kinds.set(k.name, k);
+  } catch (e) {
+    if (e.message === "signed out") return; // else: alerts are drawn as info until a reload
+  }
   if (!stream) connectStream(); // first, so nothing committed after the list query is missed
   try {
     await loadAlerts();
