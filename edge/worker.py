@@ -256,6 +256,21 @@ class _Camera:
         return [r for g in self.groups for r in g.analytics]
 
 
+def _fan_out(callbacks: list[Any]) -> Any:
+    """One MQTT callback calling each analytic's; one failing does not stop the others."""
+    if len(callbacks) == 1:
+        return callbacks[0]
+
+    def on_message(topic: str, payload: bytes) -> None:
+        for cb in callbacks:
+            try:
+                cb(topic, payload)
+            except Exception:
+                log.exception("subscription callback failed", extra={"topic": topic})
+
+    return on_message
+
+
 class EdgeWorker:
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
@@ -292,8 +307,8 @@ class EdgeWorker:
             on_state=lambda up: self.metrics.broker_connected.set(1 if up else 0),
             supervisor=self.supervisor,
         )
-        for topic, on_message in self._subs:
-            self.publisher.subscribe(topic, on_message)
+        for topic, callbacks in self._subscriptions().items():
+            self.publisher.subscribe(topic, _fan_out(callbacks))
         self._status_thread = self.supervisor.thread("status", self._status_loop)
 
     def _camera(self, cam: CameraConfig) -> _Camera:
@@ -306,6 +321,7 @@ class EdgeWorker:
             detector=self._detector,
             subscribe=lambda topic, cb: self._subs.append((topic, cb)),
             plate_reader=self._plate_reader,
+            state_dir=Path(self.cfg.spool_dir) / "state",
         )
         groups: dict[str, _Group] = {}
         alone: list[_Group] = []
@@ -359,6 +375,14 @@ class EdgeWorker:
         return _Camera(cam, reader, all_groups, ctx, ring=ring)
 
     # -- what analytics may ask of the worker ---------------------------------------------
+
+    def _subscriptions(self) -> dict[str, list[Any]]:
+        """Topics the analytics subscribed to, each with every callback asking for it
+        (two cameras may follow one signal controller or one watch list)."""
+        out: dict[str, list[Any]] = {}
+        for topic, cb in self._subs:
+            out.setdefault(topic, []).append(cb)
+        return out
 
     def _detector(self, model_id: str) -> Detector:
         """A dedicated detector (one thread), for a model used on crops (a signal head)."""

@@ -332,6 +332,68 @@ class ReadingMessage(_Payload):
     )
 
 
+# -- watch list (hub -> edges) ------------------------------------------------------------
+#
+# Plates on a list kept at the hub; each edge gets the whole list, retained, on its own
+# config topic (only the hub may write ``edgewatch/v1/config/#``; an edge reads only its
+# own), and its ``watchlist`` analytic raises an urgent alert when the traffic analytic
+# reads one of them. Plates travel normalized (``normalize_plate``): matching is exact
+# equality of that text, never fuzzy, because a wrong hit sends people after a car.
+
+PLATE_PATTERN = r"^[A-Z0-9]{4,12}$"
+_PLATE = re.compile(PLATE_PATTERN)
+# Characters people and the plate reader write between a plate's parts ("30A-123.45").
+_PLATE_SEPARATORS = re.compile(r"[\s.\-_·/]+")
+WATCHLIST_MAX_ENTRIES = 10_000
+WATCHLIST_MAX_BYTES = 16 * 1024 * 1024  # 10,000 entries with 200-character reasons fit
+
+
+def normalize_plate(text: str) -> str:
+    """``30a-123.45`` -> ``30A12345``: upper case, separators dropped, letters and digits
+    kept. Anything else (an accent, a full-width digit) raises ValueError instead of being
+    dropped: dropping it would make a different plate."""
+    out = _PLATE_SEPARATORS.sub("", text)
+    if not out.isascii() or not out.isalnum():  # before upper(): "ß".upper() is "SS"
+        raise ValueError("a plate holds letters A-Z and digits only (separators . - space)")
+    out = out.upper()
+    if not _PLATE.match(out):
+        raise ValueError("a plate has 4 to 12 letters and digits")
+    return out
+
+
+class WatchlistEntry(_Payload):
+    plate: str = Field(pattern=PLATE_PATTERN, description="normalized: A-Z and 0-9 only")
+    reason: Text | None = Field(None, max_length=200, description="why it is on the list")
+    id: int = Field(ge=1, le=INT64_MAX, description="the entry's id at the hub")
+
+
+def _unique_entries(entries: list[WatchlistEntry]) -> list[WatchlistEntry]:
+    if len({e.plate for e in entries}) != len(entries):
+        raise ValueError("a plate is listed twice")
+    if len({e.id for e in entries}) != len(entries):
+        raise ValueError("an entry id is used twice")
+    return entries
+
+
+class WatchlistMessage(_Payload):
+    """Retained on ``edgewatch/v1/config/{site}/{edge_id}/watchlist``: the whole list.
+
+    ``version`` grows with every change; an edge keeps the newest version it has seen and
+    refuses an older one (a stale retained copy, a replay).
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    version: int = Field(ge=0, le=INT64_MAX, description="grows with every change of the list")
+    updated_at: Time
+    entries: Annotated[list[WatchlistEntry], AfterValidator(_unique_entries)] = Field(
+        max_length=WATCHLIST_MAX_ENTRIES
+    )
+
+
+def watchlist_topic(site: str, edge_id: str) -> str:
+    return f"{ROOT}/config/{site}/{edge_id}/watchlist"
+
+
 # -- topics ------------------------------------------------------------------------------
 
 
@@ -438,4 +500,5 @@ def json_schemas() -> dict[str, dict]:
         "camera_status": CameraStatus.model_json_schema(),
         "hotspot_reading": HotspotReading.model_json_schema(),
         "reading": ReadingMessage.model_json_schema(),
+        "watchlist": WatchlistMessage.model_json_schema(),
     }

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -239,6 +240,7 @@ class CameraContext:
     plate_reader: Callable[[], Any]  # the box's plate reader, or None (logged why)
     ring: PacketRing | None = None  # the camera's recent video, when an analytic asked
     frame_wh: tuple[int, int] = (0, 0)
+    state_dir: Path | None = None  # where an analytic may keep state across restarts
 
 
 class Analytic:
