@@ -39,7 +39,7 @@ from edge.analytics.traffic import (
     WrongWay,
 )
 from edge.events.evidence import Package, PacketRing, TrackHistory, assemble
-from edge.inference.detections import Detections
+from edge.inference.detections import Detections, keep_classes
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,6 @@ class TrafficMonitor:
         self.min_score = cfg.min_score
         self.zone = _Zone()
         self.class_ids = np.array(_class_ids(class_names, cfg.classes, "classes") or [], np.int32)
-        self._not_mine = ~np.isin(np.arange(len(class_names)), self.class_ids)
         self.signal_reader: SignalReader | None = None  # a camera source, set by the worker
         self.tracker = ByteTrack(
             high_thresh=cfg.track_score,
@@ -169,14 +168,7 @@ class TrafficMonitor:
         """The analytic's classes only, then ByteTrack. With every class's score kept (the
         detector's cross-class NMS), a box is the best of the analytic's classes, and its
         vote counts only those."""
-        if dets.class_scores is not None and dets.class_scores.shape[1] == len(self.names):
-            scores = dets.class_scores.copy()
-            scores[:, self._not_mine] = 0.0
-            best = scores.argmax(axis=1).astype(np.int32)
-            conf = scores[np.arange(len(best)), best]
-            dets = Detections(dets.xyxy, conf, best, scores)[conf >= self.min_score]
-        else:
-            dets = dets[np.isin(dets.class_id, self.class_ids)]
+        dets = keep_classes(dets, self.class_ids, len(self.names), self.min_score)
         return self.tracker.update(dets, t)
 
     def _new(

@@ -49,6 +49,23 @@ class Detections:
         ).astype(np.float32)
 
 
+def keep_classes(
+    dets: Detections, class_ids: np.ndarray, n_classes: int, min_score: float = 0.0
+) -> Detections:
+    """An analytic's classes only, at or above ``min_score``. With every class's score kept
+    (``merge_nms``), a box is the best of the analytic's classes, so a bus the model
+    thinks a "train" first is a bus here, not lost, and a tracker's class vote counts only
+    those classes."""
+    if dets.class_scores is not None and dets.class_scores.shape[1] == n_classes:
+        scores = np.zeros_like(dets.class_scores)
+        scores[:, class_ids] = dets.class_scores[:, class_ids]
+        best = scores.argmax(axis=1).astype(np.int32)
+        conf = scores[np.arange(len(best)), best]
+        return Detections(dets.xyxy, conf, best, scores)[conf >= min_score]
+    keep = np.isin(dets.class_id, class_ids) & (dets.confidence >= min_score)
+    return dets[keep]
+
+
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one box (4,) with many (N, 4)."""
     x1 = np.maximum(box[0], boxes[:, 0])

@@ -38,7 +38,7 @@ from edge.analytics.base import Analytic, CameraContext, Outputs, Sample, Schedu
 from edge.analytics.geometry import PolygonZone, RuleConfigError
 from edge.analytics.plugins.intrusion.config import ArmedWindow, IntrusionAnalytic
 from edge.analytics.tracking import ByteTrack, Tracks
-from edge.inference.detections import Detections
+from edge.inference.detections import Detections, keep_classes
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,6 @@ class IntrusionAnalyticRuntime(Analytic):
         self.cfg = cfg
         self.names = names
         self.class_ids = np.asarray([names.index(c) for c in cfg.classes], np.int32)
-        self._not_mine = ~np.isin(np.arange(len(names)), self.class_ids)
         self.rule = IntrusionRule(cfg, names)
         self.zone = self.rule.zone_name
         self.tracker = ByteTrack(
@@ -287,15 +286,7 @@ class IntrusionAnalyticRuntime(Analytic):
     def track(self, dets: Detections, t: float) -> Tracks:
         """The watched classes only (every class's score cut to them when the detector
         kept them, as the traffic analytic does), then the tracker."""
-        if dets.class_scores is not None and dets.class_scores.shape[1] == len(self.names):
-            scores = dets.class_scores.copy()
-            scores[:, self._not_mine] = 0.0
-            best = scores.argmax(axis=1).astype(np.int32)
-            conf = scores[np.arange(len(best)), best]
-            dets = Detections(dets.xyxy, conf, best, scores)[conf >= self.cfg.min_score]
-        else:
-            keep = np.isin(dets.class_id, self.class_ids) & (dets.confidence >= self.cfg.min_score)
-            dets = dets[keep]
+        dets = keep_classes(dets, self.class_ids, len(self.names), self.cfg.min_score)
         return self.tracker.update(dets, t)
 
     def update(self, sample: Sample) -> Outputs:

@@ -45,7 +45,7 @@ from edge.analytics.plugins.line_count.config import (
 )
 from edge.analytics.tracking import ByteTrack, Tracks
 from edge.analytics.traffic import _Rule
-from edge.inference.detections import Detections
+from edge.inference.detections import keep_classes
 
 log = logging.getLogger(__name__)
 
@@ -268,22 +268,6 @@ class IntervalCounts:
         self.samples = 0
 
 
-def class_filter(
-    dets: Detections, class_ids: np.ndarray, n_classes: int, min_score: float
-) -> Detections:
-    """The analytic's classes only. With every class's score kept (the detector's
-    cross-class NMS), a box is the best of the analytic's classes, so a bus the model
-    thinks a "train" first is a bus here, not lost; its vote counts only those."""
-    if dets.class_scores is not None and dets.class_scores.shape[1] == n_classes:
-        scores = np.zeros_like(dets.class_scores)
-        scores[:, class_ids] = dets.class_scores[:, class_ids]
-        best = scores.argmax(axis=1).astype(np.int32)
-        conf = scores[np.arange(len(best)), best]
-        return Detections(dets.xyxy, conf, best, scores)[conf >= min_score]
-    keep = np.isin(dets.class_id, class_ids) & (dets.confidence >= min_score)
-    return dets[keep]
-
-
 class LineCountRuntime(Analytic):
     kind = "line_count"
 
@@ -332,7 +316,7 @@ class LineCountRuntime(Analytic):
         assert sample.detections is not None
         t = sample.time.timestamp()
         readings = self.counts.sample(t)
-        dets = class_filter(sample.detections, self.class_ids, len(self.names), self.cfg.min_score)
+        dets = keep_classes(sample.detections, self.class_ids, len(self.names), self.cfg.min_score)
         tracks = self.tracker.update(dets, t)
         w, h = sample.wh
         scale = np.array([w, h, w, h], np.float32)
