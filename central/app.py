@@ -6,7 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from central.api import (
@@ -14,25 +15,39 @@ from central.api import (
     cameras,
     docs,
     events,
+    evidence,
     health,
     hotspots,
     incidents,
     kinds,
     pages,
     readings,
+    reviews,
 )
+from central.api import live as live_api
+from central.api import watchlist as watchlist_api
 from central.api.security import SecurityHeaders
 from central.config import HubConfig
+from central.delivery import Dispatcher, load_vapid
 from central.hotspots import load_hotspots
-from central.incidents import Dispatcher, IncidentManager, load_vapid
+from central.incidents import IncidentManager
 from central.ingest import Ingestor, MqttConsumer
 from central.live import LiveBus
 from central.metrics import HubMetrics
 from central.retention import RetentionJob
+from central.services.alerts import AlertError
+from central.services.live import load_doc
 from central.storage.db import make_engine, migrate, session_factory
 from central.watchdog import CameraWatchdog
+from central.watchlist import WatchlistService
 
 log = logging.getLogger(__name__)
+
+
+async def _alert_error(request: Request, exc: Exception) -> Response:
+    """A service's refusal (:class:`AlertError`), answered as an ``HTTPException`` is."""
+    assert isinstance(exc, AlertError)
+    return await http_exception_handler(request, HTTPException(exc.status, str(exc)))
 
 
 def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
@@ -42,7 +57,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     sessions = session_factory(engine)
     metrics = HubMetrics()
     manager = IncidentManager(cfg, sessions)
-    live = LiveBus(loader=lambda event_id: events.load_doc(sessions, cfg, event_id))
+    live = LiveBus(loader=lambda event_id: load_doc(sessions, cfg, event_id))
     ingestor = Ingestor(sessions, cfg, metrics, manager, live, hotspot_list)
     watchdog = CameraWatchdog(
         sessions,
@@ -53,6 +68,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     )
     retention = RetentionJob(sessions, cfg.limits.orphan_snapshot_ttl_s, metrics)
     consumer = MqttConsumer(cfg, ingestor, metrics) if consume else None
+    watchlist = WatchlistService.for_consumer(sessions, consumer)
     needs_push = any(ch.type == "webpush" for t in cfg.teams for ch in t.channels)
     vapid_file, vapid_public = load_vapid(cfg.push.vapid_key_file) if needs_push else (None, None)
     dispatcher = Dispatcher(
@@ -68,6 +84,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if consumer:
             consumer.start()
+        watchlist.start()
         dispatcher.start()
         watchdog.start()
         retention.start()
@@ -84,6 +101,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
             retention.stop()
             watchdog.stop()
             dispatcher.stop()
+            watchlist.stop()
             if consumer:
                 consumer.stop()
             engine.dispose()
@@ -114,8 +132,13 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.live = live
     app.state.watchdog = watchdog
     app.state.retention = retention
-    for module in (auth, events, cameras, health, hotspots, incidents, kinds, pages, readings):
+    app.state.watchlist = watchlist
+    for module in (
+        auth, events, evidence, reviews, live_api, cameras, health, hotspots, incidents, kinds,
+        pages, readings, watchlist_api,
+    ):  # fmt: skip
         app.include_router(module.router)
+    app.add_exception_handler(AlertError, _alert_error)
     if cfg.http.docs:
         app.include_router(docs.router)
     app.add_middleware(SecurityHeaders)

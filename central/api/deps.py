@@ -94,7 +94,16 @@ def require(permission: str) -> Callable[[User], User]:
     return check
 
 
+def evidence_user(user: UserDep) -> User:
+    """A caller whose role may see evidence (snapshots, clips, plates): the evidence
+    routes' own 403, which names the role and nothing else."""
+    if not user.can("evidence"):
+        raise HTTPException(403, f"the {user.role} role may not see evidence")
+    return user
+
+
 ActorDep = Annotated[User, Depends(require("act"))]
+EvidenceDep = Annotated[User, Depends(evidence_user)]
 ReviewerDep = Annotated[User, Depends(require("review"))]
 AdminDep = Annotated[User, Depends(require("users"))]
 IncidentsDep = Annotated[User, Depends(require("incidents"))]

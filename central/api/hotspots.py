@@ -93,9 +93,7 @@ def _feature(h: Hotspot, row: HotspotReadingRow | None, now: datetime) -> dict[s
         return feature
 
 
-def _reading_feature(
-    h: Hotspot, row: HotspotReadingRow | None, now: datetime
-) -> dict[str, Any]:
+def _reading_feature(h: Hotspot, row: HotspotReadingRow | None, now: datetime) -> dict[str, Any]:
     props: dict[str, Any] = {
         "id": h.id,
         "name": h.name,

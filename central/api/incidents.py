@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from central.api.deps import IncidentsDep, OptionalUserDep, SessionDep
 from central.auth import User
+from central.delivery.channels import PushRefused, admit_push_subscription
 from central.incidents import AckLinkError, IncidentManager
 from central.storage.db import as_utc
 from central.storage.models import (
@@ -370,10 +372,6 @@ def subscribe(team_id: str, sub: Subscription, request: Request, session: Sessio
     team = cfg.team(team_id)
     if team is None or not any(c.type == "webpush" for c in team.channels):
         raise HTTPException(404, "no such team with Web Push")
-    import hmac
-
-    from central.incidents import PushRefused, _now, admit_push_subscription
-
     if not team.enrol_token or not hmac.compare_digest(
         sub.token.encode(), team.enrol_token.encode()
     ):
@@ -387,14 +385,13 @@ def subscribe(team_id: str, sub: Subscription, request: Request, session: Sessio
         select(PushSubscriptionRow).where(PushSubscriptionRow.endpoint == sub.endpoint)
     ).scalar_one_or_none()
     if row is None:
-
         session.add(
             PushSubscriptionRow(
                 team_id=team_id,
                 endpoint=sub.endpoint,
                 p256dh=sub.keys.p256dh,
                 auth=sub.keys.auth,
-                created_at=_now(),
+                created_at=datetime.now(UTC),
             )
         )
     else:

@@ -17,6 +17,7 @@ ASSETS = {
     "app.js": "text/javascript",
     "app.css": "text/css",
     "login.js": "text/javascript",
+    "watchlist.js": "text/javascript",
 }
 # The security headers (CSP, frame-ancestors, nosniff, Referrer-Policy) come from
 # central.api.security, on every answer of the hub.

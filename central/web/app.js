@@ -2,6 +2,8 @@
 // Every piece of data comes from the hub's API with the session cookie; writes carry
 // the session's CSRF token. Text from the API is only ever set as textContent.
 
+import { showWatchlist } from "/ui/watchlist.js";
+
 const view = document.getElementById("view");
 const liveBadge = document.getElementById("live");
 let me = null;
@@ -799,6 +801,9 @@ async function route() {
   if (r.name === "hotspots") return showHotspots();
   if (r.name === "readings") return showReadings();
   if (r.name === "review") return showReview();
+  if (r.name === "watchlist") {
+    return showWatchlist({ h, api, show, setNav, can, me, fmtTime, errorBox });
+  }
   return showAlerts();
 }
 
@@ -811,6 +816,7 @@ async function main() {
   }
   document.getElementById("who").textContent = `${me.username} (${me.role})`;
   if (!can("review")) document.querySelector("[data-nav=review]").hidden = true;
+  if (!can("review")) document.querySelector("[data-nav=watchlist]").hidden = true;
   if (!can("internal")) document.querySelector("[data-nav=hotspots]").hidden = true;
   document.getElementById("logout").addEventListener("click", async () => {
     await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});

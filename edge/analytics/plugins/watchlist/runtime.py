@@ -227,7 +227,7 @@ class WatchlistMatcher:
         source = d.get("event_id")
         rule = d.get("rule")
         # Attribute names start with "plate" where they say who is listed and why: the hub
-        # shows those only to roles that may see evidence (central.api.events).
+        # shows those only to roles that may see evidence (central.services.alerts).
         attributes: dict[str, str | int | float | bool | None] = {
             "plate": text,
             "plate_list_id": entry.id,
