@@ -117,6 +117,20 @@ class ModelsSettings(_Strict):
     )
 
 
+class ConfigSource(_Strict):
+    """Where the cameras come from: this file, or the hub (its retained configuration for
+    this edge, applied live; the last good one is kept on disk so the edge starts
+    without the hub)."""
+
+    source: Literal["file", "hub"] = Field(
+        "file", description="file: cameras below; hub: cameras set up at the hub"
+    )
+    state_dir: Path | None = Field(
+        None,
+        description="hub: where the last good configuration is kept (default: spool_dir/config)",
+    )
+
+
 class EdgeConfig(_Strict):
     edge_id: str = Field(pattern=ID_PATTERN)
     site: str = Field(pattern=ID_PATTERN)
@@ -141,7 +155,24 @@ class EdgeConfig(_Strict):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     models: ModelsSettings = Field(default_factory=ModelsSettings)
+    config: ConfigSource = Field(default_factory=ConfigSource)
+    frame_interval_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="each camera's latest frame and what its analytics see, for the hub's "
+        "set-up page, every this many seconds; 0: never",
+    )
     cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cameras_from_one_place(self) -> EdgeConfig:
+        if self.config.source == "hub" and self.cameras:
+            raise ValueError(
+                "cameras: none may be listed here when config.source is hub (they are set "
+                "up at the hub and applied live); remove them or use config.source: file"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> EdgeConfig:

@@ -18,6 +18,7 @@ analytic that fails on a sample is logged and counted; the camera's others go on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from edge import hubconfig
 from edge.analytics import registry as analytics_registry
 from edge.analytics.base import (
     Analytic,
@@ -250,6 +252,13 @@ class _Camera:
     decoder_labels: tuple[str, str, str] | None = None
     ring: PacketRing | None = None  # when an analytic keeps video for evidence clips
     last_tick: float = 0.0
+    version: str = ""  # the configuration it runs (config_hash)
+    doc: dict[str, Any] | None = None  # as the hub sent it (kept as the last good)
+    config_error: str | None = None  # why the wanted configuration was refused
+    subs: list[tuple[str, Any]] = field(default_factory=list)  # its analytics' topics
+    stop: threading.Event = field(default_factory=threading.Event)
+    next_preview: float = 0.0
+    latest_readings: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def runs(self) -> list[_Run]:
@@ -282,15 +291,36 @@ class EdgeWorker:
         registry = Registry(cfg.models.dir, cfg.models.manifest)
         CameraReader.snapshot_slots = threading.BoundedSemaphore(cfg.snapshot_concurrency)
         self.engines: dict[str, InferenceEngine] = {}
-        self.cameras: list[_Camera] = []
-        self._subs: list[tuple[str, Any]] = []
+        self.cameras: list[_Camera] = []  # replaced whole (copy on write) when it changes
         self._detectors: dict[str, Detector] = {}
         self._plates: tuple[Any, str | None] | None = None
         self._registry = registry
+        self._hub = cfg.config.source == "hub"
+        self._state_dir = cfg.config.state_dir or Path(cfg.spool_dir) / "config"
+        self._config_lock = threading.RLock()
+        self._config_version = 0
+        self._config_pending: bytes | None = None
+        self._config_wake = threading.Event()
         try:
-            for cam in cfg.cameras:
-                if cam.enabled:
-                    self.cameras.append(self._camera(cam))
+            if self._hub:
+                # the last good configuration from the hub: the edge starts without it
+                self._config_version, last = hubconfig.load(self._state_dir)
+                for w in last:
+                    assert w.cfg is not None
+                    if not w.cfg.enabled:
+                        continue
+                    try:
+                        self.cameras.append(self._camera(w.cfg, w.version, w.doc))
+                    except Exception:
+                        log.exception("last good camera cannot run", extra={"camera": w.camera_id})
+                log.info(
+                    "cameras from the last good hub configuration",
+                    extra={"version": self._config_version, "cameras": len(self.cameras)},
+                )
+            else:
+                for cam in cfg.cameras:
+                    if cam.enabled:
+                        self.cameras.append(self._camera(cam, hubconfig.version_of(cam)))
         except Exception:
             for engine in self.engines.values():
                 engine.stop()
@@ -307,19 +337,28 @@ class EdgeWorker:
             on_state=lambda up: self.metrics.broker_connected.set(1 if up else 0),
             supervisor=self.supervisor,
         )
-        for topic, callbacks in self._subscriptions().items():
-            self.publisher.subscribe(topic, _fan_out(callbacks))
+        for topic in self._subscriptions():
+            self._resubscribe(topic)
+        if self._hub:
+            self.publisher.subscribe(
+                contract.edge_config_topic(cfg.site, cfg.edge_id), self._on_config
+            )
+        self._config_thread = self.supervisor.thread("config", self._config_loop)
         self._status_thread = self.supervisor.thread("status", self._status_loop)
 
-    def _camera(self, cam: CameraConfig) -> _Camera:
-        """Build a camera's analytics through the registry and group them by model."""
+    def _camera(
+        self, cam: CameraConfig, version: str, doc: dict[str, Any] | None = None
+    ) -> _Camera:
+        """Build a camera's analytics through the registry and group them by model. Nothing
+        runs yet (``_start_camera``): a camera that cannot be built disturbs nothing."""
+        subs: list[tuple[str, Any]] = []
         ctx = CameraContext(
             camera=cam,
             site=self.cfg.site,
             edge_id=self.cfg.edge_id,
             class_names=lambda model: tuple(self._engine(model).detector.class_names),  # type: ignore[attr-defined]
             detector=self._detector,
-            subscribe=lambda topic, cb: self._subs.append((topic, cb)),
+            subscribe=lambda topic, cb: subs.append((topic, cb)),
             plate_reader=self._plate_reader,
             state_dir=Path(self.cfg.spool_dir) / "state",
         )
@@ -354,8 +393,6 @@ class EdgeWorker:
         for g in groups.values():
             g.stream = f"{cam.id}/{g.model}"
             g.effective_period_s = g.period_s
-            assert g.engine is not None
-            g.engine.register(g.stream, 1.0 / g.period_s, g.weight)
         for g in alone:
             g.stream = f"{cam.id}/{g.analytics[0].cfg.name}"
             g.effective_period_s = g.period_s
@@ -372,17 +409,141 @@ class EdgeWorker:
         reader = CameraReader(cam, period_s=min(periods, default=1.0), ring=ring)
         # its reading loop under supervision (the thread is not started yet)
         reader._thread = self.supervisor.thread(f"reader-{cam.id}", reader._run)
-        return _Camera(cam, reader, all_groups, ctx, ring=ring)
+        return _Camera(cam, reader, all_groups, ctx, ring=ring, version=version, doc=doc, subs=subs)
+
+    def _start_camera(self, cam: _Camera) -> None:
+        for g in cam.groups:
+            if g.engine is not None:
+                g.engine.register(g.stream, 1.0 / g.period_s, g.weight)
+        for topic, _ in cam.subs:
+            self._resubscribe(topic, also=cam)
+        cam.reader.start()
+        cam.thread = self.supervisor.thread(f"analyse-{cam.cfg.id}", self._analyse, cam)
+        cam.thread.start()
+
+    def _stop_camera(self, cam: _Camera, final_state: str | None = "offline") -> None:
+        """Stop one camera's pipeline; its open events end, as on a worker's stop."""
+        cam.stop.set()
+        cam.reader.stop()
+        if cam.thread is not None:
+            cam.thread.join(timeout=10)
+        now = contract.utcnow()
+        for run in cam.runs:
+            self._call(cam, run, "close", run.rt.close, now)
+        for g in cam.groups:
+            if g.engine is not None:
+                g.engine.unregister(g.stream)
+        if final_state is not None:
+            self._send_status(cam, force_state=final_state)
+
+    # -- configuration from the hub -------------------------------------------------------
+
+    def _on_config(self, topic: str, payload: bytes) -> None:
+        """On the MQTT thread: keep the newest message and wake the config thread."""
+        self._config_pending = payload
+        self._config_wake.set()
+
+    def _config_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._config_wake.wait(1.0):
+                continue
+            self._config_wake.clear()
+            payload, self._config_pending = self._config_pending, None
+            if payload is not None:
+                self.apply_config(payload)
+
+    def apply_config(self, payload: bytes) -> hubconfig.Plan | None:
+        """Apply the hub's configuration: restart only the cameras whose version changed;
+        a camera whose wanted configuration is refused keeps running its last good one."""
+        try:
+            version, wanted = hubconfig.parse(payload, self._config_version)
+        except hubconfig.ConfigRefused as exc:
+            log.warning("hub configuration refused", extra={"error": str(exc)})
+            return None
+        with self._config_lock:
+            by_id = {c.cfg.id: c for c in self.cameras}
+            p = hubconfig.plan({cid: c.version for cid, c in by_id.items()}, wanted)
+            for w in p.refuse:
+                self._refused(by_id.get(w.camera_id), w.camera_id, str(w.error))
+            for cid in p.stop:
+                self._stop_camera(by_id.pop(cid))
+            for w in p.restart + p.start:
+                assert w.cfg is not None
+                old = by_id.get(w.camera_id)
+                if not w.cfg.enabled:
+                    if old is not None:
+                        self._stop_camera(by_id.pop(w.camera_id))
+                    continue
+                try:
+                    new = self._camera(w.cfg, w.version, w.doc)
+                except Exception as exc:  # e.g. a class the model does not have
+                    self._refused(old, w.camera_id, f"analytics: {str(exc)[:500]}")
+                    continue
+                if old is not None:
+                    self._stop_camera(old, final_state=None)
+                self._start_camera(new)
+                by_id[w.camera_id] = new
+            for cid in p.keep:
+                by_id[cid].config_error = None
+            self.cameras = list(by_id.values())
+            self._config_version = version
+            try:
+                hubconfig.save(
+                    self._state_dir,
+                    version,
+                    [(c.cfg.id, c.version, c.doc) for c in self.cameras if c.doc is not None],
+                )
+            except OSError as exc:
+                log.error("last good configuration not saved", extra={"error": str(exc)})
+        log.info(
+            "hub configuration applied",
+            extra={
+                "version": version,
+                "started": [w.camera_id for w in p.start],
+                "restarted": [w.camera_id for w in p.restart],
+                "stopped": p.stop,
+                "refused": [w.camera_id for w in p.refuse],
+                "kept": len(p.keep),
+            },
+        )
+        for cam in self.cameras:
+            self._send_status(cam, force_state=None, force=True)
+        return p
+
+    def _refused(self, cam: _Camera | None, camera_id: str, error: str) -> None:
+        log.warning("camera configuration refused", extra={"camera": camera_id, "error": error})
+        if cam is not None:
+            cam.config_error = error  # it keeps running its last good configuration
+            return
+        payload = contract.CameraStatus(  # not running: say so, and why
+            camera_id=camera_id,
+            state="offline",
+            fps=0.0,
+            reconnects=0,
+            error="not started: its configuration was refused",
+            updated_at=contract.utcnow(),
+            config_error=error[:1000],
+        )
+        topic = contract.camera_status_topic(self.cfg.site, self.cfg.edge_id, camera_id)
+        body = payload.model_dump_json(exclude_none=True).encode()
+        self._send(Message(topic, body, kind="status", retain=True))
 
     # -- what analytics may ask of the worker ---------------------------------------------
 
-    def _subscriptions(self) -> dict[str, list[Any]]:
-        """Topics the analytics subscribed to, each with every callback asking for it
-        (two cameras may follow one signal controller or one watch list)."""
+    def _subscriptions(self, also: _Camera | None = None) -> dict[str, list[Any]]:
+        """Topics the running cameras' analytics subscribed to, each with every callback
+        asking for it (two cameras may follow one signal controller or one watch list)."""
         out: dict[str, list[Any]] = {}
-        for topic, cb in self._subs:
-            out.setdefault(topic, []).append(cb)
+        cams = self.cameras + ([also] if also is not None and also not in self.cameras else [])
+        for cam in cams:
+            for topic, cb in cam.subs:
+                out.setdefault(topic, []).append(cb)
         return out
+
+    def _resubscribe(self, topic: str, also: _Camera | None = None) -> None:
+        callbacks = self._subscriptions(also).get(topic, [])
+        if callbacks:
+            self.publisher.subscribe(topic, _fan_out(callbacks))
 
     def _detector(self, model_id: str) -> Detector:
         """A dedicated detector (one thread), for a model used on crops (a signal head)."""
@@ -462,9 +623,8 @@ class EdgeWorker:
             )
         self.publisher.start()
         for cam in self.cameras:
-            cam.reader.start()
-            cam.thread = self.supervisor.thread(f"analyse-{cam.cfg.id}", self._analyse, cam)
-            cam.thread.start()
+            self._start_camera(cam)
+        self._config_thread.start()
         self._status_thread.start()
         log.info(
             "edge worker started",
@@ -497,6 +657,7 @@ class EdgeWorker:
                 self._call(cam, run, "close", run.rt.close, now)
             self._send_status(cam, force_state="offline")
         self._status_thread.join(timeout=5)
+        self._config_thread.join(timeout=5)
         t_status = time.monotonic()
         self.publisher.stop()
         self.spool.close()
@@ -524,7 +685,7 @@ class EdgeWorker:
         if not cam.groups:
             return
         sampled = cam.reader.policy != "all"
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not cam.stop.is_set():
             self._tick(cam)
             now = time.monotonic()
             wait = min(g.next_due for g in cam.groups) - now
@@ -628,6 +789,58 @@ class EdgeWorker:
             if image is None and any(t.snapshot for t in out.transitions):
                 image = frame.bgr()
             self._publish(cam, run, out, image=image)
+        if self.cfg.frame_interval_s and time.monotonic() >= cam.next_preview:
+            try:
+                self._preview(cam, g, frame, dets)
+            except Exception:  # the set-up page's picture must never cost a sample
+                log.exception("preview failed", extra={"camera": cam.cfg.id})
+
+    def _preview(self, cam: _Camera, g: _Group, frame: Frame, dets: Detections | None) -> None:
+        """The latest frame (retained JPEG) and what the analytics see on it, for the hub's
+        set-up page: the detections (fractions) and the latest readings."""
+        cam.next_preview = time.monotonic() + self.cfg.frame_interval_s
+        img, _ = frame.bgr_fit(960, 540)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 70])
+        if not ok:
+            return
+        jpeg = buf.tobytes()
+        refs: list[contract.DetectionRef] = []
+        if dets is not None and len(dets) and g.engine is not None:
+            names = g.engine.detector.class_names  # type: ignore[attr-defined]
+            keep = np.flatnonzero(dets.confidence >= max(g.min_score, 0.25))
+            keep = keep[np.argsort(-dets.confidence[keep])][:300]
+            scale = np.array([frame.width, frame.height] * 2, np.float32)
+            boxes = np.clip(dets.xyxy[keep] / scale, 0.0, 1.0).round(4)
+            for i, box in zip(keep.tolist(), boxes.tolist(), strict=True):
+                refs.append(
+                    contract.DetectionRef(
+                        box=tuple(box),  # type: ignore[arg-type]
+                        label=str(names[int(dets.class_id[i])])[:64],
+                        score=round(float(dets.confidence[i]), 3),
+                    )
+                )
+        preview = contract.CameraPreview(
+            camera_id=cam.cfg.id,
+            time=frame.time,
+            width=frame.width,
+            height=frame.height,
+            sha256=hashlib.sha256(jpeg).hexdigest(),
+            config_version=cam.version or None,
+            detections=refs,
+            readings=dict(list(cam.latest_readings.items())[:32]),
+        )
+        site, edge = self.cfg.site, self.cfg.edge_id
+        self._send(
+            Message(
+                contract.camera_frame_topic(site, edge, cam.cfg.id), jpeg, "snapshot", retain=True
+            ),
+            Message(
+                contract.camera_preview_topic(site, edge, cam.cfg.id),
+                preview.model_dump_json(exclude_none=True).encode(),
+                "snapshot",
+                retain=True,
+            ),
+        )
 
     def _detect(self, cam: _Camera, g: _Group, frame: Frame) -> Detections:
         """The group's detections: inferred, or the last ones when nothing moved."""
@@ -710,6 +923,7 @@ class EdgeWorker:
         topic = contract.reading_topic(self.cfg.site, self.cfg.edge_id, cam.cfg.id, run.cfg.name)
         self._send(Message(topic, msg.model_dump_json(exclude_none=True).encode(), "reading"))
         self.metrics.readings.labels(cam.cfg.id, run.cfg.name).inc()
+        cam.latest_readings[run.cfg.name] = dict(list(msg.values.items())[:64])
 
     def _emit(
         self, cam: _Camera, run: _Run, transitions: list[Transition], frame: np.ndarray | None
@@ -809,7 +1023,9 @@ class EdgeWorker:
         )
         return pipe, reason
 
-    def _send_status(self, cam: _Camera, force_state: str | None = None) -> None:
+    def _send_status(
+        self, cam: _Camera, force_state: str | None = None, force: bool = False
+    ) -> None:
         stats = cam.reader.stats()
         now = time.monotonic()
         if stats.state == "online":
@@ -821,6 +1037,7 @@ class EdgeWorker:
         if (
             state == cam.last_state
             and force_state is None
+            and not force
             and now - cam.last_status_sent < self.cfg.status_interval_s
         ):
             return
@@ -861,6 +1078,8 @@ class EdgeWorker:
             updated_at=contract.utcnow(),
             pipeline=pipe,
             degraded_reason=reason if state == "degraded" else None,
+            config_version=cam.version or None,
+            config_error=cam.config_error,
         )
         topic = contract.camera_status_topic(self.cfg.site, self.cfg.edge_id, cam.cfg.id)
         self._send(

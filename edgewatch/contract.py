@@ -6,6 +6,7 @@ from these models (``edgewatch schemas``) and a test keeps them in step.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -269,6 +270,12 @@ class CameraStatus(_Payload):
     updated_at: Time
     pipeline: Pipeline | None = None
     degraded_reason: Text | None = Field(None, max_length=200)
+    config_version: str | None = Field(
+        None, pattern=r"^[0-9a-f]{16}$", description="the camera configuration it runs"
+    )
+    config_error: Text | None = Field(
+        None, max_length=1000, description="why the wanted configuration was refused"
+    )
 
 
 class LevelRef(_Payload):
@@ -390,6 +397,79 @@ class WatchlistMessage(_Payload):
     )
 
 
+# -- camera set-up from the hub -------------------------------------------------------------
+
+
+def config_hash(doc: object) -> str:
+    """The version of a configuration: its canonical JSON's SHA-256, 16 hex digits. The
+    hub computes it on what it sends; the edge checks it on what it got and reports it."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+ConfigVersion = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+MAX_EDGE_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+class CameraConfigEntry(_Payload):
+    camera_id: str = Field(pattern=ID_PATTERN)
+    config_version: ConfigVersion = Field(description="config_hash(config)")
+    config: dict[str, object] = Field(
+        description="the camera's configuration (edge.config.CameraConfig), validated by "
+        "the edge with the same models ``config check`` uses"
+    )
+
+
+class EdgeConfigMessage(_Payload):
+    """Retained on ``edgewatch/v1/config/{site}/{edge_id}/cameras``: an edge's cameras.
+
+    Written by the hub only and read by that edge only (the broker's ACL). The edge
+    applies it live: cameras whose ``config_version`` changed are restarted, the others
+    keep running; an entry it cannot validate is refused and the camera keeps its last
+    good configuration (reported in its status as ``config_error``)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    version: int = Field(ge=0, le=INT64_MAX, description="increases with every change")
+    updated_at: Time
+    cameras: list[CameraConfigEntry] = Field(max_length=1024)
+
+
+def edge_config_topic(site: str, edge_id: str) -> str:
+    return f"{ROOT}/config/{site}/{edge_id}/cameras"
+
+
+class DetectionRef(_Payload):
+    box: tuple[float, float, float, float] = Field(description="fractions of width, height")
+    label: Text = Field(max_length=64)
+    score: float = Field(ge=0, le=1)
+
+
+class CameraPreview(_Payload):
+    """On ``.../cameras/{camera_id}/preview``: what the camera's analytics see now, beside
+    the JPEG on ``.../cameras/{camera_id}/frame``: the set-up page draws the rules over it."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    camera_id: str = Field(pattern=ID_PATTERN)
+    time: Time
+    width: int = Field(ge=1, le=16384)
+    height: int = Field(ge=1, le=16384)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the JPEG on the frame topic")
+    config_version: ConfigVersion | None = None
+    detections: list[DetectionRef] = Field(default_factory=list, max_length=300)
+    readings: dict[
+        Annotated[str, StringConstraints(pattern=ID_PATTERN)],
+        dict[ReadingName, ReadingValue | None],
+    ] = Field(default_factory=dict, max_length=32, description="latest values per analytic")
+
+
+def camera_frame_topic(site: str, edge_id: str, camera_id: str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/cameras/{camera_id}/frame"
+
+
+def camera_preview_topic(site: str, edge_id: str, camera_id: str) -> str:
+    return f"{ROOT}/{site}/{edge_id}/cameras/{camera_id}/preview"
+
+
 def watchlist_topic(site: str, edge_id: str) -> str:
     return f"{ROOT}/config/{site}/{edge_id}/watchlist"
 
@@ -443,8 +523,9 @@ SUBSCRIPTION = f"{ROOT}/#"
 @dataclass(frozen=True)
 class Topic:
     kind: Literal[
-        "edge_status", "camera_status", "event", "snapshot", "hotspot", "evidence", "reading"
-    ]
+        "edge_status", "camera_status", "event", "snapshot", "hotspot", "evidence", "reading",
+        "frame", "preview",
+    ]  # fmt: skip
     site: str
     edge_id: str
     camera_id: str | None = None
@@ -468,6 +549,10 @@ def parse_topic(topic: str) -> Topic | None:
         return Topic("event", site, edge_id)
     if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status" and _ID.match(rest[1]):
         return Topic("camera_status", site, edge_id, camera_id=rest[1])
+    if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "frame" and _ID.match(rest[1]):
+        return Topic("frame", site, edge_id, camera_id=rest[1])
+    if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "preview" and _ID.match(rest[1]):
+        return Topic("preview", site, edge_id, camera_id=rest[1])
     if (
         len(rest) == 4
         and rest[0] == "cameras"
@@ -500,5 +585,7 @@ def json_schemas() -> dict[str, dict]:
         "camera_status": CameraStatus.model_json_schema(),
         "hotspot_reading": HotspotReading.model_json_schema(),
         "reading": ReadingMessage.model_json_schema(),
+        "edge_config": EdgeConfigMessage.model_json_schema(),
+        "camera_preview": CameraPreview.model_json_schema(),
         "watchlist": WatchlistMessage.model_json_schema(),
     }

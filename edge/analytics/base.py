@@ -117,6 +117,22 @@ class KindSpec:
 
 
 @dataclass(frozen=True)
+class Geometry:
+    """A drawable part of an analytic's config, for the hub's set-up page.
+
+    ``path`` is dotted into the analytic's config, ``*`` for every item of a list
+    (``rules.*.stop_line``); kinds: ``polygon`` (list of [x, y]), ``line`` (two points),
+    ``segment`` (an object with ``a`` and ``b``), ``point`` ([x, y]), ``box`` ([x1, y1,
+    x2, y2]) and ``vector`` (a direction [dx, dy], drawn as an arrow). Coordinates are
+    fractions of the frame, so they survive a change of resolution."""
+
+    path: str
+    kind: Literal["polygon", "line", "segment", "point", "box", "vector"]
+    label: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
 class AnalyticPlugin:
     """One analytic type's manifest."""
 
@@ -128,6 +144,7 @@ class AnalyticPlugin:
     needs: tuple[Need, ...] = ("detections",)
     readings: tuple[str, ...] = ()  # names of the values its readings carry (documentation)
     consumes: tuple[str, ...] = ()  # observation kinds it is fed (e.g. "plate")
+    geometry: tuple[Geometry, ...] = ()  # what the set-up page draws
 
     def build(self, cfg: AnalyticConfig, ctx: CameraContext) -> Analytic:
         module, _, attr = self.runtime.partition(":")
