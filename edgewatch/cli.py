@@ -93,6 +93,125 @@ def cmd_edge_health(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]], indent: str = "") -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _camera_password(args: argparse.Namespace) -> str | None:
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        print("no terminal to ask for the password: pipe it with --password-stdin", file=sys.stderr)
+        return None
+    return getpass.getpass(f"password of {args.user}: ")
+
+
+def _camera_id(name: str, used: set[str]) -> str:
+    import re
+
+    base = re.sub(r"[^a-z0-9_.\-]+", "-", name.lower()).strip("-._")[:56] or "camera"
+    cid, n = base, 2
+    while cid in used:
+        cid, n = f"{base}-{n}", n + 1
+    used.add(cid)
+    return cid
+
+
+def cmd_edge_discover(args: argparse.Namespace) -> int:
+    """List the ONVIF cameras on this box's networks; with credentials, their RTSP URIs."""
+    import urllib.parse
+
+    from edge import discovery
+
+    if args.password_stdin and not args.user:
+        return _die(["--password-stdin needs --user"])
+    password = None
+    if args.user:
+        password = _camera_password(args)
+        if password is None:
+            return 1
+    try:
+        devices = discovery.discover(args.timeout)
+    except discovery.DiscoveryUnavailable as exc:
+        return _die([f"error: {exc}"], 1)
+    if not devices:
+        print(
+            f"no ONVIF camera answered in {args.timeout:g} s"
+            " (a probe reaches only this box's own subnets)"
+        )
+        return 0
+    print(f"{len(devices)} ONVIF camera(s):")
+    _print_table(
+        ("host", "name", "hardware", "location", "device service"),
+        [
+            (d.host or "?", d.name or "-", d.hardware or "-", d.location or "-", d.url or "-")
+            for d in devices
+        ],
+    )
+    if password is None:
+        print("\nstream URLs: add --user NAME --password-stdin (the password read from stdin)")
+        return 0
+    failed = 0
+    chosen: list[tuple[discovery.Device, discovery.Profile]] = []
+    for d in devices:
+        print(f"\n{d.host} ({d.name or 'no name'}):")
+        if not d.url:
+            print("  error: it gave no device service address")
+            failed += 1
+            continue
+        try:
+            profiles = discovery.stream_uris(d.url, args.user, password, args.http_timeout)
+        except discovery.OnvifError as exc:
+            print(f"  error: {exc}")
+            failed += 1
+            continue
+        _print_table(
+            ("profile", "name", "resolution", "encoding", "stream"),
+            [
+                (
+                    p.token,
+                    p.name or "-",
+                    p.resolution or "-",
+                    p.encoding or "-",
+                    p.uri or f"(none: {p.error})",
+                )
+                for p in profiles
+            ],
+            indent="  ",
+        )
+        main = next((p for p in profiles if p.uri), None)
+        if main is not None:
+            chosen.append((d, main))
+    if chosen:
+        user = urllib.parse.quote(args.user, safe="")
+        used: set[str] = set()
+        print("\n# for the edge config (its first profile per camera; the password is not here):")
+        print("cameras:")
+        env_lines = []
+        for i, (d, p) in enumerate(chosen):
+            uri = p.uri or ""
+            parts = urllib.parse.urlsplit(uri)
+            with_password = urllib.parse.urlunsplit(
+                parts._replace(netloc=f"{user}:${{EDGEWATCH_CAMERA_PASSWORD}}@{parts.netloc}")
+            )
+            about = ", ".join(x for x in (d.name, p.token, p.resolution, p.encoding) if x)
+            print(f"  - id: {_camera_id(d.name or d.host or 'camera', used)}   # {about}")
+            print(f"    url: {uri}")
+            env_lines.append(f'export EDGEWATCH_CAMERAS__{i}__URL="{with_password}"')
+        print(
+            "# the URLs with credentials come from the environment (README, Configuration);\n"
+            "# the index is the camera's place under cameras: (from 0), and\n"
+            "# EDGEWATCH_CAMERA_PASSWORD (URL-encoded) is set where this box keeps secrets:"
+        )
+        for line in env_lines:
+            print(line)
+    return 1 if failed else 0
+
+
 # -- hub -------------------------------------------------------------------------------------
 
 
@@ -528,6 +647,17 @@ def build_parser() -> argparse.ArgumentParser:
     e_health.add_argument("--max-age", type=float, default=20.0, help="seconds")
     e_health.add_argument("--timeout", type=float, default=5.0)
     e_health.set_defaults(func=cmd_edge_health)
+    e_disc = edge.add_parser(
+        "discover",
+        help="list the ONVIF cameras on this box's networks (WS-Discovery), and their streams",
+    )
+    e_disc.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers")
+    e_disc.add_argument("--user", help="camera user name: also list each profile's RTSP URL")
+    e_disc.add_argument(
+        "--password-stdin", action="store_true", help="read the camera password from stdin"
+    )
+    e_disc.add_argument("--http-timeout", type=float, default=5.0, help="seconds per ONVIF call")
+    e_disc.set_defaults(func=cmd_edge_discover)
 
     hub = sub.add_parser("hub", help="the central hub").add_subparsers(dest="sub", required=True)
     h_run = hub.add_parser("run", help="run the hub (MQTT consumer + HTTP API)")
