@@ -10,6 +10,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from central.api import analytics as analytics_api
 from central.api import (
     auth,
     cameras,
@@ -24,6 +25,7 @@ from central.api import (
     readings,
     reviews,
 )
+from central.api import camera_config as camera_config_api
 from central.api import live as live_api
 from central.api import watchlist as watchlist_api
 from central.api.security import SecurityHeaders
@@ -36,6 +38,7 @@ from central.live import LiveBus
 from central.metrics import HubMetrics
 from central.retention import RetentionJob
 from central.services.alerts import AlertError
+from central.services.camera_config import CameraConfigService
 from central.services.live import load_doc
 from central.storage.db import make_engine, migrate, session_factory
 from central.watchdog import CameraWatchdog
@@ -69,6 +72,9 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     retention = RetentionJob(sessions, cfg.limits.orphan_snapshot_ttl_s, metrics)
     consumer = MqttConsumer(cfg, ingestor, metrics) if consume else None
     watchlist = WatchlistService.for_consumer(sessions, consumer)
+    camera_configs = CameraConfigService.for_consumer(
+        sessions, consumer, max_cameras_per_edge=cfg.limits.max_cameras_per_edge
+    )
     needs_push = any(ch.type == "webpush" for t in cfg.teams for ch in t.channels)
     vapid_file, vapid_public = load_vapid(cfg.push.vapid_key_file) if needs_push else (None, None)
     dispatcher = Dispatcher(
@@ -85,6 +91,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
         if consumer:
             consumer.start()
         watchlist.start()
+        camera_configs.start()
         dispatcher.start()
         watchdog.start()
         retention.start()
@@ -101,6 +108,7 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
             retention.stop()
             watchdog.stop()
             dispatcher.stop()
+            camera_configs.stop()
             watchlist.stop()
             if consumer:
                 consumer.stop()
@@ -133,9 +141,10 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.watchdog = watchdog
     app.state.retention = retention
     app.state.watchlist = watchlist
+    app.state.camera_configs = camera_configs
     for module in (
         auth, events, evidence, reviews, live_api, cameras, health, hotspots, incidents, kinds,
-        pages, readings, watchlist_api,
+        pages, readings, watchlist_api, camera_config_api, analytics_api,
     ):  # fmt: skip
         app.include_router(module.router)
     app.add_exception_handler(AlertError, _alert_error)

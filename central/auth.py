@@ -35,12 +35,13 @@ USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 10
 
 # What each role may do. Rangers see and act on fire only (see ``may_see_kind``).
+# ``setup``: cameras' configurations (their analytics, URLs, which edge runs them).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
-        {"read", "evidence", "act", "review", "incidents", "users", "internal", "metrics"}
+        {"read", "evidence", "act", "review", "incidents", "users", "internal", "metrics", "setup"}
     ),
     "operator": frozenset(
-        {"read", "evidence", "act", "review", "incidents", "internal", "metrics"}
+        {"read", "evidence", "act", "review", "incidents", "internal", "metrics", "setup"}
     ),
     "ranger": frozenset({"read", "evidence", "act", "incidents"}),
     "viewer": frozenset({"read"}),

@@ -28,6 +28,12 @@ from central.hotspots import Hotspot
 from central.incidents import IncidentManager, is_fire_kind
 from central.live import LiveBus
 from central.metrics import HubMetrics
+from central.storage.camera_config_models import (
+    MAX_FRAME_BYTES,
+    MAX_PREVIEW_BYTES,
+    CameraConfigRow,
+    CameraFrameRow,
+)
 from central.storage.db import as_utc
 from central.storage.models import (
     CameraRow,
@@ -40,7 +46,13 @@ from central.storage.models import (
     SnapshotRow,
 )
 from edgewatch import contract
-from edgewatch.contract import CameraStatus, EventMessage, HotspotReading, ReadingMessage
+from edgewatch.contract import (
+    CameraPreview,
+    CameraStatus,
+    EventMessage,
+    HotspotReading,
+    ReadingMessage,
+)
 from edgewatch.mqtt import connect_properties, make_client
 
 log = logging.getLogger(__name__)
@@ -122,6 +134,10 @@ class Ingestor:
                     outcome = self._evidence(session, parsed, payload)
                 elif parsed.kind == "reading":
                     outcome = self._reading(session, parsed, payload)
+                elif parsed.kind == "frame":
+                    outcome = self._frame(session, parsed, payload)
+                elif parsed.kind == "preview":
+                    outcome = self._preview(session, parsed, payload)
                 else:
                     outcome = self._edge(session, parsed, payload)
             if self.incidents is not None:
@@ -359,6 +375,8 @@ class Ingestor:
             received_at=now,
             pipeline=msg.pipeline.model_dump(mode="json") if msg.pipeline else None,
             degraded_reason=msg.degraded_reason,
+            config_version=msg.config_version,
+            config_error=msg.config_error,
         )
         if row is None:
             session.add(CameraRow(site=key[0], edge_id=key[1], camera_id=key[2], **values))
@@ -507,6 +525,51 @@ class Ingestor:
             )
         )
         known.add(series)
+        return "stored"
+
+    def _frame_row(self, session: Session, topic: contract.Topic) -> CameraFrameRow:
+        """The camera's frame row, for a camera the hub knows on this very edge (it reported
+        a status from it, or the hub configured it there): frames of made-up cameras, each
+        up to a megabyte, are not kept."""
+        key = (topic.site, topic.edge_id, str(topic.camera_id))
+        row = session.get(CameraFrameRow, key)
+        if row is not None:
+            return row
+        if session.get(CameraRow, key) is None:
+            cfg = session.get(CameraConfigRow, key[2])
+            if cfg is None or (cfg.site, cfg.edge_id) != key[:2]:
+                raise Rejected("unknown_camera", f"{key[2]} is not a camera of {key[1]}")
+        row = CameraFrameRow(site=key[0], edge_id=key[1], camera_id=key[2])
+        session.add(row)
+        return row
+
+    def _frame(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
+        """The camera's latest JPEG, for the set-up page (bound to the topic's edge)."""
+        if len(payload) > MAX_FRAME_BYTES:
+            raise Rejected("too_large", f"{len(payload)} bytes > limit {MAX_FRAME_BYTES}")
+        if not payload.startswith(b"\xff\xd8\xff"):
+            raise Rejected("malformed", "frame is not a JPEG")
+        digest = hashlib.sha256(payload).hexdigest()
+        row = self._frame_row(session, topic)
+        if row.sha256 == digest:
+            return "duplicate"  # the retained copy again
+        row.jpeg, row.sha256, row.received_at = payload, digest, _now()
+        return "stored"
+
+    def _preview(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
+        """What the camera's analytics see now (detections, readings), beside its frame."""
+        doc = _json(payload, MAX_PREVIEW_BYTES)
+        try:
+            msg = CameraPreview.model_validate(doc)
+        except ValidationError as exc:
+            raise _schema_error(exc) from None
+        if msg.camera_id != topic.camera_id:
+            raise Rejected("schema", "camera_id in payload differs from the topic")
+        row = self._frame_row(session, topic)
+        stored = msg.model_dump(mode="json")
+        if row.preview == stored:
+            return "duplicate"
+        row.preview, row.preview_at = stored, _now()
         return "stored"
 
     def _known_series(self, session: Session, edge: tuple[str, str]) -> set[tuple[str, str]]:

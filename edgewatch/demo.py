@@ -67,6 +67,31 @@ def _demo_admin(database_url: str) -> tuple[str, bool]:
     return password, generated
 
 
+def _seed_camera(database_url: str, camera: dict[str, object]) -> None:
+    """The demo camera's configuration at the hub. A later start keeps the edits made in
+    the set-up page, only pointing the camera at this start's stream."""
+    from central.services.camera_config import CameraConfigService
+    from central.storage.db import make_engine, migrate, session_factory
+
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        service = CameraConfigService(session_factory(engine), None)
+        with service.sessions() as session:
+            row = service.get(session, str(camera["id"]))
+            have = service.sent_config(row) if row is not None else None
+        if have is None:
+            service.put(str(camera["id"]), "hue", "demo-edge", camera, "demo", "the demo's camera")
+        elif {k: have.get(k) for k in ("url", "realtime", "loop")} != {
+            k: camera.get(k) for k in ("url", "realtime", "loop")
+        }:
+            moved = {k: v for k, v in have.items() if k not in ("url", "realtime", "loop")}
+            moved.update({k: v for k, v in camera.items() if k in ("url", "realtime", "loop")})
+            service.put(str(camera["id"]), "hue", "demo-edge", moved, "demo", "this start's stream")
+    finally:
+        engine.dispose()
+
+
 def run_demo(args: argparse.Namespace) -> int:
     assets = Path(args.assets).resolve()
     work = Path(args.workdir).resolve()
@@ -168,32 +193,35 @@ def run_demo(args: argparse.Namespace) -> int:
             camera = {"url": f"rtsp://127.0.0.1:{rtsp_port}/highway"}
             _say(f"camera:  rtsp://127.0.0.1:{rtsp_port}/highway")
 
+        demo_camera = {
+            "id": "highway-1",
+            **camera,
+            "location": {"lat": 16.4637, "lon": 107.5560},
+            "analytics": [
+                {
+                    "type": "objects",
+                    "name": "vehicles",
+                    "model": "yolox_nano",
+                    "classes": ["car", "bus", "truck"],
+                    "min_score": 0.5,
+                    "zone_name": "road",
+                    "fps": 2,
+                    "min_consecutive": 2,
+                    "max_missing": 3,
+                }
+            ],
+        }
+        # The hub is the source of truth for cameras: the demo's camera is set up there
+        # (a version in its history) and the edge applies what the hub publishes.
+        _seed_camera(str(hub_cfg["database_url"]), demo_camera)
         edge_cfg = {
             "edge_id": "demo-edge",
             "site": "hue",
             "mqtt": edge_mqtt,
             "spool_dir": str(work / "spool"),
             "models": {"dir": str(work / "models")},
-            "cameras": [
-                {
-                    "id": "highway-1",
-                    **camera,
-                    "location": {"lat": 16.4637, "lon": 107.5560},
-                    "analytics": [
-                        {
-                            "type": "objects",
-                            "name": "vehicles",
-                            "model": "yolox_nano",
-                            "classes": ["car", "bus", "truck"],
-                            "min_score": 0.5,
-                            "zone_name": "road",
-                            "fps": 2,
-                            "min_consecutive": 2,
-                            "max_missing": 3,
-                        }
-                    ],
-                }
-            ],
+            "config": {"source": "hub"},
+            "frame_interval_s": 10,
         }
         _write_private(work / "edge.yaml", yaml.safe_dump(edge_cfg, sort_keys=False))
         if not procs.wait_port(args.http_port, timeout=60):
@@ -217,6 +245,7 @@ def run_demo(args: argparse.Namespace) -> int:
             _say("admin password: the one in EDGEWATCH_DEMO_PASSWORD")
         _say(f"events:  {base}/api/v1/events (log in, or a bearer token from /api/v1/auth/token)")
         _say(f"cameras: {base}/api/v1/cameras")
+        _say(f"set up:  {base}/ui#/setup/highway-1  (draw zones and lines on the camera)")
         _say(f"API doc: {base}/docs")
         _say(f"logs:    {logs}/")
         _say("running; Ctrl-C to stop")

@@ -89,6 +89,7 @@ def test_demo_shows_an_event_with_snapshot_then_stops_cleanly(
             assert r.read(3) == b"\xff\xd8\xff"
         if rtsp:
             _no_credentials_no_reading(lines, base)
+            applied = _zone_change_runs_on_the_edge(base, auth)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -101,6 +102,42 @@ def test_demo_shows_an_event_with_snapshot_then_stops_cleanly(
     for name in ("edge worker", "hub", "broker"):
         assert f"{name} stopped" in out
     print(f"\ndemo ({'rtsp' if rtsp else 'file'}): first event with snapshot after {took:.1f} s")
+    if rtsp:
+        print(f"demo: a zone changed at the hub ran on the edge {applied:.1f} s after the PUT")
+
+
+def _zone_change_runs_on_the_edge(base: str, auth: dict[str, str]) -> float:
+    """Issue 19: the demo's camera is set up at the hub; a PUT changing its zone is what
+    its edge runs (the version the edge reports equals the hub's) within 20 s."""
+
+    def call(path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {**auth, **({"Content-Type": "application/json"} if data else {})}
+        method = "PUT" if data else "GET"
+        req = urllib.request.Request(f"{base}{path}", data=data, headers=headers, method=method)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+
+    def camera() -> dict | None:
+        items = call("/api/v1/cameras")["items"]
+        return next((c for c in items if c["camera_id"] == "highway-1"), None)
+
+    def running(version: str) -> dict | None:
+        c = camera()
+        return c if c and c["config_version"] == version == c["config_version_wanted"] else None
+
+    cur = call("/api/v1/cameras/highway-1/config")
+    wait_for(lambda: running(cur["config_version"]), 60, what="the demo camera on its config")
+    cfg = cur["config"]
+    cfg["analytics"][0]["zone"] = [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]
+    t0 = time.monotonic()
+    saved = call(
+        "/api/v1/cameras/highway-1/config",
+        {"site": cur["site"], "edge_id": cur["edge_id"], "config": cfg, "comment": "lower road"},
+    )
+    assert saved["config_version"] != cur["config_version"]
+    wait_for(lambda: running(saved["config_version"]), 20, interval=0.5, what="the new zone")
+    return time.monotonic() - t0
 
 
 def _no_credentials_no_reading(lines: list[str], base: str) -> None:

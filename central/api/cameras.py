@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, select
 
 from central.api.deps import MAX_OFFSET, SessionDep, UserDep
 from central.api.schemas import CameraOut, EdgeOut
+from central.storage.camera_config_models import CameraConfigRow
 from central.storage.db import as_utc
 from central.storage.models import CameraRow, EdgeRow
 
@@ -18,6 +19,12 @@ router = APIRouter(prefix="/api/v1", tags=["cameras", "edges"])
 State = Literal["online", "degraded", "offline"]
 _SAME_EDGE = and_(EdgeRow.site == CameraRow.site, EdgeRow.edge_id == CameraRow.edge_id)
 _EDGE_OFFLINE = EdgeRow.state == "offline"
+# the hub's configuration of the camera, when it is for the edge the status came from
+_WANTED = and_(
+    CameraConfigRow.camera_id == CameraRow.camera_id,
+    CameraConfigRow.site == CameraRow.site,
+    CameraConfigRow.edge_id == CameraRow.edge_id,
+)
 
 
 class CameraPage(BaseModel):
@@ -28,7 +35,7 @@ class CameraPage(BaseModel):
     states: dict[str, int]  # the whole fleet (not only this page) by state
 
 
-def _out(c: CameraRow, edge_state: str | None) -> CameraOut:
+def _out(c: CameraRow, edge_state: str | None, wanted: str | None = None) -> CameraOut:
     return CameraOut(
         site=c.site,
         edge_id=c.edge_id,
@@ -44,6 +51,9 @@ def _out(c: CameraRow, edge_state: str | None) -> CameraOut:
         updated_at=as_utc(c.updated_at),  # type: ignore[arg-type]
         pipeline=c.pipeline,  # type: ignore[arg-type]
         degraded_reason=c.degraded_reason,
+        config_version=c.config_version,
+        config_error=c.config_error,
+        config_version_wanted=wanted,
     )
 
 
@@ -60,7 +70,12 @@ def list_cameras(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> CameraPage:
-    query = select(CameraRow, EdgeRow.state).select_from(CameraRow).outerjoin(EdgeRow, _SAME_EDGE)
+    query = (
+        select(CameraRow, EdgeRow.state, CameraConfigRow.config_version)
+        .select_from(CameraRow)
+        .outerjoin(EdgeRow, _SAME_EDGE)
+        .outerjoin(CameraConfigRow, _WANTED)
+    )
     if edge:
         query = query.where(CameraRow.edge_id == edge)
     if state == "offline":
@@ -83,7 +98,7 @@ def list_cameras(
         effective = "offline" if edge_state == "offline" else cam_state
         states[effective] = states.get(effective, 0) + n
     return CameraPage(
-        items=[_out(c, edge_state) for c, edge_state in rows],
+        items=[_out(c, edge_state, wanted) for c, edge_state, wanted in rows],
         total=total,
         limit=limit,
         offset=offset,

@@ -89,6 +89,13 @@ class CameraOut(BaseModel):
     updated_at: datetime
     pipeline: Pipeline | None = None
     degraded_reason: str | None = None
+    config_version: str | None = Field(None, description="the configuration its edge runs")
+    config_error: str | None = Field(
+        None, description="why its edge refused the hub's configuration (with the key path)"
+    )
+    config_version_wanted: str | None = Field(
+        None, description="the hub's configuration for it on this edge (None: not set at the hub)"
+    )
 
 
 class EdgeOut(BaseModel):

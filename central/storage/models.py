@@ -164,6 +164,9 @@ class CameraRow(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     pipeline: Mapped[dict | None] = mapped_column(JSON)
     degraded_reason: Mapped[str | None] = mapped_column(Text)
+    # what the edge reports it runs (config_hash), or why it refused the hub's (migration 0011)
+    config_version: Mapped[str | None] = mapped_column(String(16))
+    config_error: Mapped[str | None] = mapped_column(Text)
 
 
 class EdgeRow(Base):
