@@ -18,6 +18,7 @@ ASSETS = {
     "app.css": "text/css",
     "login.js": "text/javascript",
     "watchlist.js": "text/javascript",
+    "setup.js": "text/javascript",
 }
 # The security headers (CSP, frame-ancestors, nosniff, Referrer-Policy) come from
 # central.api.security, on every answer of the hub.

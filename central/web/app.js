@@ -3,6 +3,7 @@
 // the session's CSRF token. Text from the API is only ever set as textContent.
 
 import { showWatchlist } from "/ui/watchlist.js";
+import { showSetup } from "/ui/setup.js";
 
 const view = document.getElementById("view");
 const liveBadge = document.getElementById("live");
@@ -488,6 +489,7 @@ async function showCameras(state = "", offset = 0) {
                 h("p", {}, `${c.fps.toFixed(1)} fps · ${c.reconnects} reconnects`),
                 c.degraded_reason ? h("p", { class: "warn" }, c.degraded_reason) : null,
                 c.error ? h("p", { class: "error" }, c.error) : null,
+                can("setup") ? h("p", {}, h("a", { class: "setup-link", href: `#/setup/${encodeURIComponent(c.camera_id)}` }, "Set up")) : null,
               ),
             ),
           )
@@ -803,6 +805,9 @@ async function route() {
   if (r.name === "review") return showReview();
   if (r.name === "watchlist") {
     return showWatchlist({ h, api, show, setNav, can, me, fmtTime, errorBox });
+  }
+  if (r.name === "setup" && r.id) {
+    return showSetup({ h, api, show, setNav, can, me, fmtTime, errorBox }, r.id);
   }
   return showAlerts();
 }

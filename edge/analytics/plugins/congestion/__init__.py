@@ -1,7 +1,7 @@
 """``congestion``: occupancy and queue length of a lane zone; free / slow / jammed, and an
 event while it is jammed."""
 
-from edge.analytics.base import AnalyticPlugin, KindSpec
+from edge.analytics.base import AnalyticPlugin, Geometry, KindSpec
 from edge.analytics.plugins.congestion.config import CongestionAnalytic
 
 PLUGINS = (
@@ -21,5 +21,9 @@ PLUGINS = (
         "free / slow / jammed with hysteresis, an event while jammed",
         needs=("detections",),
         readings=("occupancy", "queue_length", "vehicles"),
+        geometry=(
+            Geometry("zone", "polygon", "lane"),
+            Geometry("direction", "vector", "queue direction (towards its head)", optional=True),
+        ),
     ),
 )

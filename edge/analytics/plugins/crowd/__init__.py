@@ -1,7 +1,7 @@
 """``crowd``: people in a zone above a threshold for a time, with hysteresis; a count
 reading (mean and max people) every interval for the dashboard's chart."""
 
-from edge.analytics.base import AnalyticPlugin, KindSpec
+from edge.analytics.base import AnalyticPlugin, Geometry, KindSpec
 from edge.analytics.plugins.crowd.config import CrowdAnalytic
 
 PLUGINS = (
@@ -20,5 +20,6 @@ PLUGINS = (
         "(hysteresis), a reading every interval",
         needs=("detections",),
         readings=("people", "people_max"),
+        geometry=(Geometry("zone", "polygon", "zone", optional=True),),
     ),
 )

@@ -2,13 +2,17 @@
 a dwell time (the traffic analytic's ``no_stopping``, generalised), with a snapshot for
 the operators' review queue. One rule, two types: their defaults differ (see config)."""
 
-from edge.analytics.base import AnalyticPlugin, KindSpec
+from edge.analytics.base import AnalyticPlugin, Geometry, KindSpec
 from edge.analytics.plugins.dwell.config import (
     IllegalParkingAnalytic,
     SidewalkEncroachmentAnalytic,
 )
 
 RUNTIME = "edge.analytics.plugins.dwell.runtime:build"
+GEOMETRY = (
+    Geometry("zone", "polygon", "zone"),
+    Geometry("exclude.*", "polygon", "exclusion (standing allowed)"),
+)
 
 PLUGINS = (
     AnalyticPlugin(
@@ -25,6 +29,7 @@ PLUGINS = (
         runtime=RUNTIME,
         summary="vehicles (ByteTrack) standing on a sidewalk polygon beyond a dwell time",
         needs=("detections",),
+        geometry=GEOMETRY,
     ),
     AnalyticPlugin(
         type="illegal_parking",
@@ -41,5 +46,6 @@ PLUGINS = (
         summary="vehicles (ByteTrack) parked in a no-parking polygon beyond a dwell time, "
         "optionally by hour",
         needs=("detections",),
+        geometry=GEOMETRY,
     ),
 )

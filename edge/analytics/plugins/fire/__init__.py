@@ -1,6 +1,6 @@
 """``fire`` and ``burning``: fire and smoke confirmed over time, routed by land use."""
 
-from edge.analytics.base import AnalyticPlugin, KindSpec
+from edge.analytics.base import AnalyticPlugin, Geometry, KindSpec
 from edge.analytics.plugins.fire.config import BurningAnalytic, FireAnalytic
 
 KINDS = (
@@ -28,6 +28,12 @@ KINDS = (
     ),
 )
 
+GEOMETRY = (
+    Geometry("exclude.*", "polygon", "exclusion (never alerts)"),
+    Geometry("sky", "polygon", "sky", optional=True),
+    Geometry("zones.*.polygon", "polygon", "land-use zone"),
+)
+
 PLUGINS = (
     AnalyticPlugin(
         type="fire",
@@ -36,6 +42,7 @@ PLUGINS = (
         runtime="edge.analytics.plugins.fire.runtime:build",
         summary="fire and smoke from the fire/smoke detector, confirmed, routed by land use",
         needs=("detections",),
+        geometry=GEOMETRY,
     ),
     AnalyticPlugin(
         type="burning",
@@ -44,5 +51,6 @@ PLUGINS = (
         runtime="edge.analytics.plugins.fire.runtime:build",
         summary="open (straw) burning: fields by default, more sensitive in season",
         needs=("detections",),
+        geometry=GEOMETRY,
     ),
 )

@@ -1,7 +1,7 @@
 """``intrusion``: a person or vehicle (tracked) entering a zone while it is armed (windows
 of weekdays and local hours), confirmed over a few samples, with a snapshot."""
 
-from edge.analytics.base import AnalyticPlugin, KindSpec
+from edge.analytics.base import AnalyticPlugin, Geometry, KindSpec
 from edge.analytics.plugins.intrusion.config import IntrusionAnalytic
 
 PLUGINS = (
@@ -18,5 +18,6 @@ PLUGINS = (
         runtime="edge.analytics.plugins.intrusion.runtime:build",
         summary="people or vehicles (ByteTrack) entering a zone during armed hours",
         needs=("detections",),
+        geometry=(Geometry("zone", "polygon", "guarded zone"),),
     ),
 )

@@ -1,6 +1,6 @@
 """``objects``: objects of some classes inside a zone, confirmed over consecutive samples."""
 
-from edge.analytics.base import AnalyticPlugin, KindSpec
+from edge.analytics.base import AnalyticPlugin, Geometry, KindSpec
 from edge.analytics.plugins.objects.config import ObjectsAnalytic
 
 PLUGINS = (
@@ -11,5 +11,6 @@ PLUGINS = (
         runtime="edge.analytics.plugins.objects.runtime:build",
         summary="objects of some classes in a zone, for a few samples in a row",
         needs=("detections",),
+        geometry=(Geometry("zone", "polygon", "zone", optional=True),),
     ),
 )

@@ -1,6 +1,6 @@
 """``traffic``: vehicles tracked, per-camera traffic rules, evidence packages, plates."""
 
-from edge.analytics.base import AnalyticPlugin, KindSpec
+from edge.analytics.base import AnalyticPlugin, Geometry, KindSpec
 from edge.analytics.plugins.traffic.config import TrafficAnalytic
 
 _RULES = {
@@ -23,5 +23,15 @@ PLUGINS = (
         runtime="edge.analytics.plugins.traffic.runtime:build",
         summary="vehicles tracked (ByteTrack) and traffic rules, with evidence and plates",
         needs=("detections", "packets", "signal", "mqtt"),
+        geometry=(
+            Geometry("rules.*.stop_line", "line", "stop line"),
+            Geometry("rules.*.direction", "vector", "direction of travel"),
+            Geometry("rules.*.lane", "polygon", "lane"),
+            Geometry("rules.*.zone", "polygon", "no-stopping zone"),
+            Geometry("rules.*.line_a", "line", "speed line A"),
+            Geometry("rules.*.line_b", "line", "speed line B"),
+            Geometry("signal.region", "box", "signal head region", optional=True),
+            Geometry("signal.lamps.*.at", "point", "signal lamp"),
+        ),
     ),
 )
