@@ -296,12 +296,21 @@ class Hub(Process):
             self.token = bearer_token(self.base, *ADMIN)
         return {"Authorization": f"Bearer {self.token}"}
 
-    def post(self, path: str, body: dict | None = None, auth: bool = True) -> tuple[int, Any]:
+    def put(self, path: str, body: dict) -> Any:
+        """PUT as the admin; an error status raises with the hub's answer."""
+        code, doc = self.post(path, body, method="PUT")
+        if code >= 400:
+            raise AssertionError(f"PUT {path}: {code} {doc}")
+        return doc
+
+    def post(
+        self, path: str, body: dict | None = None, auth: bool = True, method: str = "POST"
+    ) -> tuple[int, Any]:
         data = json.dumps(body or {}).encode()
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}",
             data=data,
-            method="POST",
+            method=method,
             headers={"Content-Type": "application/json", **(self._auth() if auth else {})},
         )
         try:
