@@ -69,7 +69,12 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
         max_alerts_per_min=cfg.limits.max_offline_alerts_per_min,
         metrics=metrics,
     )
-    retention = RetentionJob(sessions, cfg.limits.orphan_snapshot_ttl_s, metrics)
+    retention = RetentionJob(
+        sessions,
+        cfg.limits.orphan_snapshot_ttl_s,
+        metrics,
+        readings_days=cfg.limits.readings_retention_days,
+    )
     consumer = MqttConsumer(cfg, ingestor, metrics) if consume else None
     watchlist = WatchlistService.for_consumer(sessions, consumer)
     camera_configs = CameraConfigService.for_consumer(

@@ -81,6 +81,11 @@ class Limits(_Strict):
         gt=0,
         description="snapshots and evidence files of events the hub never got are deleted then",
     )
+    readings_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="readings (counts, occupancy, levels) older than this are deleted",
+    )
     max_reading_series_per_edge: int = Field(
         4096,
         ge=1,

@@ -291,6 +291,44 @@ def test_one_edge_cannot_open_readings_series_without_bound(db_url: str) -> None
         engine.dispose()
 
 
+def test_readings_older_than_the_retention_are_deleted_in_pages(db_url: str) -> None:
+    from sqlalchemy import update
+
+    from central.retention import RetentionJob, expire_readings
+
+    cfg = HubConfig.model_validate({"database_url": db_url})
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    edge = f"e-ret-{datetime.now(UTC).timestamp():.0f}"
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    try:
+        ing = Ingestor(sessions, cfg, HubMetrics())
+        for k in range(5):
+            topic = contract.reading_topic(SITE, edge, "c1", "counts")
+            at = t + timedelta(seconds=60 * k)
+            assert ing.handle(topic, reading("c1", "counts", at, {"n": k})) == "stored"
+        now = datetime.now(UTC)
+        with sessions.begin() as s:  # three of them arrived 91 days ago
+            ids = sorted(s.scalars(select(ReadingRow.id).where(ReadingRow.edge_id == edge)))
+            s.execute(
+                update(ReadingRow)
+                .where(ReadingRow.id.in_(ids[:3]))
+                .values(received_at=now - timedelta(days=91))
+            )
+        assert cfg.limits.readings_retention_days == 90
+        # pages of two rows: every page is deleted, the young readings stay
+        assert expire_readings(sessions, now, 90, page=2) == 3
+        with sessions() as s:
+            left = sorted(s.scalars(select(ReadingRow.id).where(ReadingRow.edge_id == edge)))
+        assert left == ids[3:]
+        job = RetentionJob(sessions, 600, readings_days=90)
+        assert job.readings_once(now) == 0
+        assert job.readings_once(now + timedelta(days=91)) == 2
+    finally:
+        engine.dispose()
+
+
 # -- the kind lists ------------------------------------------------------------------------
 
 

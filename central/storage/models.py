@@ -216,6 +216,7 @@ class ReadingRow(Base):
             "site", "edge_id", "camera_id", "analytic", "time", name="uq_reading_series_time"
         ),
         Index("ix_readings_camera_analytic_time", "camera_id", "analytic", "time"),
+        Index("ix_readings_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
