@@ -56,6 +56,19 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     broker.stop()
 
 
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A mosquitto of the module's own, for tests that count everything their hub gets:
+    the session's broker holds other tests' retained statuses, frames and previews."""
+    try:
+        broker = Mosquitto(tmp_path_factory.mktemp("own-mosquitto"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
 @pytest.fixture
 def broker(mosquitto: Mosquitto) -> Iterator[Mosquitto]:
     """The session's mosquitto, guaranteed running at the start and end of a test."""

@@ -35,6 +35,12 @@ SITE, EDGE = "hue", "edge-ioc"
 USERS = {"olivia": ("operator", "operator-password-1"), "victor": ("viewer", "viewer-password-1")}
 
 
+
+@pytest.fixture(scope="module")
+def mosquitto(own_broker: Mosquitto) -> Mosquitto:
+    """This module's hubs count every message and alert they get: a broker of its own."""
+    return own_broker
+
 @pytest.fixture(scope="module")
 def world(
     tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, assets: Path, h264_video: Path

@@ -80,6 +80,12 @@ def rows(app: Any) -> int:
         return s.scalar(select(func.count()).select_from(ReadingRow)) or 0
 
 
+
+@pytest.fixture(scope="module")
+def broker(own_broker: Mosquitto) -> Mosquitto:
+    """This module's hubs count every message and alert they get: a broker of its own."""
+    return own_broker
+
 @pytest.fixture
 def consuming(db_url: str, broker: Mosquitto, uid: str) -> Iterator[TestClient]:
     """The hub with its MQTT consumer, in process, logged in to the broker as a hub."""

@@ -65,7 +65,8 @@ def test_a_zone_drawn_on_the_setup_page_runs_on_the_edge_and_raises_an_event(
     edge = Process(tmp_path, "edge", ["edge", "run"], cfg)
 
     def camera(cid: str) -> dict:
-        items = hub.get("/api/v1/cameras?limit=100")["items"]
+        # this edge's: the session's broker holds other tests' retained cam-a statuses
+        items = hub.get(f"/api/v1/cameras?edge={edge_id}&limit=100")["items"]
         return next((c for c in items if c["camera_id"] == cid), {})
 
     def running(cid: str, version: str) -> dict | None:
