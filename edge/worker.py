@@ -461,6 +461,8 @@ class EdgeWorker:
             log.warning("hub configuration refused", extra={"error": str(exc)})
             return None
         with self._config_lock:
+            if self._stop.is_set():  # stopping: the cameras are the worker's to close
+                return None
             by_id = {c.cfg.id: c for c in self.cameras}
             p = hubconfig.plan({cid: c.version for cid, c in by_id.items()}, wanted)
             for w in p.refuse:
@@ -641,6 +643,8 @@ class EdgeWorker:
         t0 = time.monotonic()
         log.info("edge worker stopping", extra={"edge_id": self.cfg.edge_id})
         self._stop.set()
+        with self._config_lock:  # a configuration being applied finishes first
+            pass
         for cam in self.cameras:
             cam.reader._stop.set()
         for engine in self.engines.values():
