@@ -98,11 +98,15 @@ def test_fire_on_rtsp_reaches_the_rangers_webhook_and_masks_hold(
             },
             {"id": "kiln-view", "url": rtsp.url("fire"), "analytics": [masked]},
             # issue 17: motion gating on a fire analytic used to validate, then fail on
-            # every sample (its zone is the whole frame, not a polygon)
+            # every sample (its zone is the whole frame, not a polygon). Over fields: its
+            # straw_burning is not the rangers' team's kind, so it cannot open their
+            # incident before the ridge camera does
             {
                 "id": "gated",
                 "url": rtsp.url("fire"),
-                "analytics": [{**fire, "motion_gating": True}],
+                "analytics": [
+                    {**fire, "zones": [], "land_use": "field", "motion_gating": True}
+                ],
             },
         ],
     }
@@ -126,11 +130,12 @@ def test_fire_on_rtsp_reaches_the_rangers_webhook_and_masks_hold(
         all_events = hub.all_events()
         assert not [e for e in all_events if e["camera_id"] == "kiln-view"]
         # the motion-gated camera runs its fire analytic and confirms the same fire
-        wait_for(
+        gated = wait_for(
             lambda: [e for e in hub.all_events() if e["camera_id"] == "gated"],
             30,
             what="the gated camera's fire",
         )
+        assert gated[0]["kind"] == "straw_burning"
     finally:
         code = edge.stop()
         hub.stop()
