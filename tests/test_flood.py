@@ -601,8 +601,11 @@ def browse(base: str, hid: str) -> None:
             card.wait_for(timeout=10000)
             assert card.get_attribute("data-state") == "II"
             assert "Level II" in card.inner_text()
+            # a function, not an expression: polled under the page's CSP (no eval)
             page.wait_for_function(
-                f"document.querySelector('li[data-id=\"{hid}\"] svg.chart').dataset.points > 0",
+                "(hid) => Number(document.querySelector("
+                "`li[data-id=\"${hid}\"] svg.chart`)?.dataset.points) > 0",
+                arg=hid,
                 timeout=10000,
             )
             assert card.locator("svg.chart polyline").count() == 1
