@@ -679,7 +679,11 @@ class EdgeWorker:
     def run_until(self, stop: threading.Event) -> None:
         self.start()
         try:
-            stop.wait()
+            # Wake twice a second rather than block: a blocking wait is woken by a signal
+            # only when the kernel hands it to the main thread, and with decoder and
+            # inference threads running it may hand it to any of them (SIGTERM ignored).
+            while not stop.wait(0.5):
+                pass
         finally:
             self.stop()
 

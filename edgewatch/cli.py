@@ -796,6 +796,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import faulthandler
+
+    # `kill -USR1 <pid>` writes every thread's stack to stderr (the log): how a process
+    # that hangs is diagnosed on a box nobody can attach a debugger to.
+    if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -78,13 +78,26 @@ def edgewatch_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "edgewatch", *args]
 
 
-def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> int | None:
-    """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+def stop(
+    proc: subprocess.Popen | None, timeout: float = 10.0, dump_stacks: bool = False
+) -> int | None:
+    """SIGTERM, then SIGKILL after ``timeout``; returns the exit code.
+
+    Before the SIGKILL, an ``edgewatch`` child is sent SIGUSR1, on which it writes every
+    thread's stack to its log (``faulthandler``), so a process that would not stop says
+    where it was.
+    """
     if proc is None or proc.poll() is not None:
         return None if proc is None else proc.returncode
     proc.send_signal(signal.SIGTERM)
     try:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
+        if dump_stacks:
+            proc.send_signal(signal.SIGUSR1)
+            try:
+                return proc.wait(2)
+            except subprocess.TimeoutExpired:
+                pass
         proc.kill()
         return proc.wait(5)

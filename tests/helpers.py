@@ -213,8 +213,15 @@ class Process:
         self.proc = procs.spawn(procs.edgewatch_cmd(*self.args), self.log)
 
     def stop(self) -> int | None:
-        code = procs.stop(self.proc, timeout=15)
+        code = procs.stop(self.proc, timeout=15, dump_stacks=True)
         self.proc = None
+        if code not in (0, None):
+            # shown by pytest with a failing test: where each thread was when it was killed
+            text = self.log_text()
+            first = text.find("hread 0x")  # "Thread 0x..." or "Current thread 0x..."
+            start = text.rfind("\n", 0, first) + 1 if first >= 0 else max(0, len(text) - 4000)
+            print(f"--- {self.name} exited {code}; its log from the stack dump ---")
+            print(text[start:])
         return code
 
     def log_text(self) -> str:
