@@ -34,11 +34,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge.analytics.base import Analytic, CameraContext, Outputs, Sample, Schedule, Transition
-from edge.analytics.geometry import PolygonZone, RuleConfigError
+from edge.analytics.base import CameraContext, Transition
+from edge.analytics.geometry import PolygonZone
 from edge.analytics.plugins.intrusion.config import ArmedWindow, IntrusionAnalytic
-from edge.analytics.tracking import ByteTrack, Tracks
-from edge.inference.detections import Detections, keep_classes
+from edge.analytics.tracked import TrackedRuleRuntime
+from edge.analytics.tracking import Tracks
 
 log = logging.getLogger(__name__)
 
@@ -253,52 +253,14 @@ class IntrusionRule:
         return self._end_all(now, "closed")
 
 
-class IntrusionAnalyticRuntime(Analytic):
+class IntrusionAnalyticRuntime(TrackedRuleRuntime):
     """Detections of the watched classes -> one ByteTrack for the runtime -> the rule."""
 
     kind = "intrusion"
+    rule: IntrusionRule
 
     def __init__(self, cfg: IntrusionAnalytic, ctx: CameraContext) -> None:
-        names = ctx.class_names(cfg.model)
-        unknown = [c for c in cfg.classes if c not in names]
-        if unknown:
-            raise RuleConfigError(
-                f"analytics.{cfg.name}.classes: {unknown} are not in model {cfg.model!r}"
-            )
-        self.cfg = cfg
-        self.names = names
-        self.class_ids = np.asarray([names.index(c) for c in cfg.classes], np.int32)
-        self.rule = IntrusionRule(cfg, names)
-        self.zone = self.rule.zone_name
-        self.tracker = ByteTrack(
-            high_thresh=cfg.track_score,
-            low_thresh=cfg.min_score,
-            new_track_thresh=min(1.0, cfg.track_score + 0.1),
-            lost_ttl_s=max(1.5, (cfg.max_missing + 1) / cfg.fps),
-            fps_hint=cfg.fps,
-            num_classes=len(names),
-        )
-        # tracking needs every analysed sample: no motion gating
-        self.schedule = Schedule(
-            period_s=1.0 / cfg.fps, model=cfg.model, min_score=cfg.min_score, priority=cfg.priority
-        )
-
-    def track(self, dets: Detections, t: float) -> Tracks:
-        """The watched classes only (every class's score cut to them when the detector
-        kept them, as the traffic analytic does), then the tracker."""
-        dets = keep_classes(dets, self.class_ids, len(self.names), self.cfg.min_score)
-        return self.tracker.update(dets, t)
-
-    def update(self, sample: Sample) -> Outputs:
-        assert sample.detections is not None
-        tracks = self.track(sample.detections, sample.time.timestamp())
-        return self.out(self.rule.update(tracks, sample.wh, sample.time))
-
-    def tick(self, now: datetime) -> Outputs:
-        return self.out(self.rule.tick(now))
-
-    def close(self, now: datetime) -> Outputs:
-        return self.out(self.rule.close(now))
+        super().__init__(cfg, ctx, IntrusionRule(cfg, ctx.class_names(cfg.model)))
 
 
 def build(cfg: IntrusionAnalytic, ctx: CameraContext) -> IntrusionAnalyticRuntime:
