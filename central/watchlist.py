@@ -8,11 +8,12 @@ Why it is built this way:
   id) as a ``WatchlistMessage``, QoS 1 and retained, on ``edgewatch/v1/config/{site}/
   {edge_id}/watchlist``: the broker lets only the hub's account write there and each edge
   read only its own, so an edge believes a list because of where it came from.
-- **Delivery is a reconcile loop, not a fire-and-forget.** A thread knows which version
-  it last published to which edge; it publishes to every edge that lacks the current one
-  right after a change, after every (re)connect of the hub to the broker (a broker that
-  lost its retained store gets the list again) and every ``resync_s`` (an edge seen for
-  the first time gets it within seconds). A failed publish is retried on the next round.
+- **Delivery is a reconcile loop, not a fire-and-forget** (``central.delivery.retained``).
+  A thread knows which version it last published to which edge; it publishes to every edge
+  that lacks the current one right after a change, after every (re)connect of the hub to
+  the broker (a broker that lost its retained store gets the list again) and every
+  ``resync_s`` (an edge seen for the first time gets it within seconds). A failed publish
+  is retried on the next round.
 - **Versions only grow, across databases too.** A change sets the version to
   ``max(version + 1, now in ms)`` and so does every hub start; an edge refuses a version
   older than the one it holds, so a hub on a new or restored database must never go back.
@@ -25,8 +26,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +34,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from central.delivery.retained import Publish, RetainedSync, hub_publisher
 from central.storage.db import as_utc
 from central.storage.models import EdgeRow
 from central.storage.watchlist_models import WatchlistEntryRow, WatchlistStateRow
@@ -42,8 +42,6 @@ from edgewatch import contract
 from edgewatch.contract import WatchlistEntry, WatchlistMessage
 
 log = logging.getLogger(__name__)
-
-Publish = Callable[[str, bytes], None]
 
 
 class WatchlistError(ValueError):
@@ -66,25 +64,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def hub_publisher(consumer: Any, timeout_s: float = 10.0) -> Publish:
-    """QoS 1, **retained**, waiting for the broker's PUBACK, on the hub's own connection
-    (its account is the only writer of config topics; a second connection with the same
-    account would unseat the consumer). ``MqttConsumer.publish`` takes no retain flag yet;
-    once it does this is ``consumer.publish(topic, payload, retain=True)``."""
-
-    def publish(topic: str, payload: bytes) -> None:
-        if not consumer.connected.is_set():
-            raise RuntimeError("hub not connected to the broker")
-        info = consumer._client.publish(topic, payload, qos=1, retain=True)
-        info.wait_for_publish(timeout_s)
-        if not info.is_published():
-            raise RuntimeError("broker did not acknowledge the publish")
-
-    return publish
-
-
-class WatchlistService:
+class WatchlistService(RetainedSync):
     """The list in the database, and its delivery to the edges (see the module docstring)."""
+
+    thread_name = "watchlist"
 
     def __init__(
         self,
@@ -95,16 +78,9 @@ class WatchlistService:
         resync_s: float = 5.0,
         poll_s: float = 1.0,
     ) -> None:
+        super().__init__(publish, connected, resync_s=resync_s, poll_s=poll_s)
         self.sessions = sessions
-        self.publish = publish
-        self.connected = connected
-        self.resync_s = resync_s
-        self.poll_s = poll_s
-        self._sent: dict[tuple[str, str], int] = {}  # (site, edge) -> version published
         self._payload: tuple[int, bytes] | None = None
-        self._kick = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def for_consumer(cls, sessions: sessionmaker[Session], consumer: Any) -> WatchlistService:
@@ -210,14 +186,6 @@ class WatchlistService:
 
     # -- delivery ----------------------------------------------------------------------------
 
-    def sent(self) -> dict[tuple[str, str], int]:
-        """The version this hub last published to each edge."""
-        return dict(self._sent)
-
-    def changed(self) -> None:
-        """Publish now (the list changed)."""
-        self._kick.set()
-
     def _current(self, session: Session) -> tuple[int, bytes]:
         version, _ = self.state(session)
         if self._payload is None or self._payload[0] != version:
@@ -260,35 +228,4 @@ class WatchlistService:
                 self._bump(session, now)  # see "Versions only grow" above
         except Exception as exc:
             log.error("watch list version not raised at start", extra={"error": str(exc)[:200]})
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="watchlist", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._kick.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        was_up = False
-        last_full = -float("inf")
-        while not self._stop.is_set():
-            kicked = self._kick.wait(self.poll_s)
-            self._kick.clear()
-            if self._stop.is_set():
-                return
-            if not self.connected():
-                was_up = False
-                continue
-            if not was_up:
-                # (re)connected: the broker may have lost its retained copies
-                self._sent.clear()
-                was_up = kicked = True
-            if kicked or time.monotonic() - last_full >= self.resync_s:
-                try:
-                    self.sync()
-                except Exception:  # a database hiccup must not end delivery for good
-                    log.exception("watch list sync failed")
-                last_full = time.monotonic()
+        self.start_loop()

@@ -47,8 +47,6 @@ import json
 import logging
 import math
 import re
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,13 +58,13 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from central.delivery.retained import Publish, RetainedSync, hub_publisher
 from central.incidents.acklinks import stored_secret
 from central.storage.camera_config_models import (
     CameraConfigEdgeRow,
     CameraConfigHistoryRow,
     CameraConfigRow,
 )
-from central.watchlist import Publish, hub_publisher
 from edge.config import CameraConfig
 from edgewatch import contract
 from edgewatch.brokerauth import RESERVED_SITES
@@ -269,8 +267,10 @@ class _Edges:
         self.keys.add((site, edge_id))
 
 
-class CameraConfigService:
+class CameraConfigService(RetainedSync):
     """The configurations in the database, and their delivery (see the module docstring)."""
+
+    thread_name = "camera-configs"
 
     def __init__(
         self,
@@ -282,17 +282,10 @@ class CameraConfigService:
         resync_s: float = 5.0,
         poll_s: float = 1.0,
     ) -> None:
+        super().__init__(publish, connected, resync_s=resync_s, poll_s=poll_s)
         self.sessions = sessions
-        self.publish = publish
-        self.connected = connected
         self.max_cameras = min(max_cameras_per_edge, MAX_CAMERAS_PER_EDGE)
-        self.resync_s = resync_s
-        self.poll_s = poll_s
         self._fernet: Fernet | None = None
-        self._sent: dict[tuple[str, str], int] = {}  # (site, edge) -> version published
-        self._kick = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def for_consumer(
@@ -762,14 +755,6 @@ class CameraConfigService:
         )
         return msg.model_dump_json().encode()
 
-    def sent(self) -> dict[tuple[str, str], int]:
-        """The version this hub last published to each edge."""
-        return dict(self._sent)
-
-    def changed(self) -> None:
-        """Publish now (a configuration changed)."""
-        self._kick.set()
-
     def sync(self) -> int:
         """Publish each edge's message that this hub has not published yet; how many."""
         if self.publish is None:
@@ -835,38 +820,7 @@ class CameraConfigService:
                 "camera configuration versions not raised at start",
                 extra={"error": str(exc)[:200]},
             )
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="camera-configs", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._kick.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        was_up = False
-        last_full = -float("inf")
-        while not self._stop.is_set():
-            kicked = self._kick.wait(self.poll_s)
-            self._kick.clear()
-            if self._stop.is_set():
-                return
-            if not self.connected():
-                was_up = False
-                continue
-            if not was_up:
-                # (re)connected: the broker may have lost its retained copies
-                self._sent.clear()
-                was_up = kicked = True
-            if kicked or time.monotonic() - last_full >= self.resync_s:
-                try:
-                    self.sync()
-                except Exception:  # a database hiccup must not end delivery for good
-                    log.exception("camera configuration sync failed")
-                last_full = time.monotonic()
+        self.start_loop()
 
 
 def _parse_csv(text: str) -> list[tuple[int, dict[str, str]]]:
