@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,16 +25,17 @@ from typing import Any
 
 import cv2
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from central.app import create_app
 from central.config import HubConfig
 from central.services.camera_config import CameraConfigService, split_password, with_password
 from edgewatch import contract
-from tests.helpers import Mosquitto, ensure_user, wait_for
+from tests import hubs
+from tests.helpers import Mosquitto, wait_for
+from tests.hubs import bearer as hub_bearer
+from tests.hubs import live_cfg
 
 pytestmark = pytest.mark.e2e
 
@@ -73,38 +73,13 @@ def camera(cid: str, url: str = URL, **extra: Any) -> dict[str, Any]:
     return doc
 
 
-class Peer:
-    """A logged-in paho client that records what it is sent (topic, payload, retained)."""
+USERS = {u: (ROLES[u], PASSWORDS[u]) for u in PASSWORDS}
 
-    def __init__(self, client: mqtt.Client) -> None:
-        self.client = client
-        self.got: list[tuple[str, bytes, bool]] = []
-        self._lock = threading.Lock()
-        self._subacks: dict[int, Any] = {}
-        client.on_message = self._message
-        client.on_subscribe = lambda c, u, mid, codes, p: self._subacks.__setitem__(mid, codes)
 
-    def _message(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.got.append((m.topic, m.payload, bool(m.retain)))
-
-    def sub(self, topic: str) -> None:
-        _, mid = self.client.subscribe(topic, qos=1)
-        wait_for(lambda: self._subacks.get(mid), 10, what=f"SUBACK for {topic}")
-
+class Peer(hubs.Peer):
     def configs(self, topic: str) -> list[contract.EdgeConfigMessage]:
         """Every message received on ``topic``, parsed as strictly as the edge parses it."""
-        with self._lock:
-            got = [p for t, p, _ in self.got if t == topic]
-        return [contract.EdgeConfigMessage.model_validate(contract.loads(p)) for p in got]
-
-    def topics(self) -> list[str]:
-        with self._lock:
-            return [t for t, _, _ in self.got]
-
-    def pub(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        info.wait_for_publish(10)
+        return self.messages(topic, contract.EdgeConfigMessage)
 
     def status(self, edge_id: str, cid: str, **kw: Any) -> None:
         msg = contract.CameraStatus(
@@ -116,29 +91,19 @@ class Peer:
             retain=True,
         )
 
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
 
 def bearer(client: TestClient, user: str) -> dict[str, str]:
-    r = client.post("/api/v1/auth/token", data={"username": user, "password": PASSWORDS[user]})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return hub_bearer(client, user, PASSWORDS[user])
+
+
+def hub_cfg(broker: Mosquitto, db_url: str) -> HubConfig:
+    return live_cfg(broker, db_url, "hub-cc")
 
 
 @contextmanager
 def hub_app(cfg: HubConfig, consume: bool) -> Iterator[tuple[TestClient, CameraConfigService]]:
-    for user, password in PASSWORDS.items():
-        ensure_user(cfg.database_url, user, ROLES[user], password)
-    app = create_app(cfg, consume=consume)
-    with TestClient(app) as client:
+    with hubs.hub_app(cfg, consume, USERS) as (client, app):
         yield client, app.state.camera_configs
-
-
-def hub_cfg(broker: Mosquitto, db_url: str) -> HubConfig:
-    hub_id = f"hub-cc-{uuid.uuid4().hex[:6]}"
-    return HubConfig(database_url=db_url, mqtt=broker.mqtt(hub_id, "hub"), mqtt_client_id=hub_id)
 
 
 @pytest.fixture

@@ -11,108 +11,51 @@ genuine message to the same client (the broker delivers to one client in order).
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from central.api import watchlist as watchlist_api
-from central.app import create_app
 from central.config import HubConfig
 from central.watchlist import WatchlistService
 from edgewatch import contract
-from tests.helpers import Mosquitto, ensure_user, wait_for
+from tests import hubs
+from tests.helpers import Mosquitto, wait_for
+from tests.hubs import bearer as hub_bearer
+from tests.hubs import hub_app, live_cfg
 
 pytestmark = pytest.mark.e2e
 
 SITE = "hue"
 PASSWORDS = {"op": "operator-password", "vic": "viewer-password", "ran": "ranger-password"}
 ROLES = {"op": "operator", "vic": "viewer", "ran": "ranger"}
-
-
-class Peer:
-    """A logged-in paho client that records what it is sent (topic, payload, retained)."""
-
-    def __init__(self, client: mqtt.Client) -> None:
-        self.client = client
-        self.got: list[tuple[str, bytes, bool]] = []
-        self._lock = threading.Lock()
-        self._subacks: dict[int, Any] = {}
-        client.on_message = self._message
-        client.on_subscribe = lambda c, u, mid, codes, p: self._subacks.__setitem__(mid, codes)
-
-    def _message(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.got.append((m.topic, m.payload, bool(m.retain)))
-
-    def sub(self, topic: str) -> None:
-        _, mid = self.client.subscribe(topic, qos=1)
-        wait_for(lambda: self._subacks.get(mid), 10, what=f"SUBACK for {topic}")
-
-    def lists(self, topic: str) -> list[contract.WatchlistMessage]:
-        """Every list received on ``topic``, parsed as strictly as the edge parses it."""
-        with self._lock:
-            got = [p for t, p, _ in self.got if t == topic]
-        return [contract.WatchlistMessage.model_validate(contract.loads(p)) for p in got]
-
-    def topics(self) -> list[str]:
-        with self._lock:
-            return [t for t, _, _ in self.got]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def wired(app: FastAPI) -> tuple[WatchlistService, bool]:
-    """The hub's watch list service; wired here while ``central.app`` does not yet."""
-    service = getattr(app.state, "watchlist", None)
-    if service is not None:
-        return service, False
-    service = WatchlistService.for_consumer(app.state.sessions, app.state.consumer)
-    app.state.watchlist = service
-    app.include_router(watchlist_api.router)
-    return service, True
+USERS = {u: (ROLES[u], PASSWORDS[u]) for u in PASSWORDS}
 
 
 def bearer(client: TestClient, user: str) -> dict[str, str]:
-    r = client.post("/api/v1/auth/token", data={"username": user, "password": PASSWORDS[user]})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return hub_bearer(client, user, PASSWORDS[user])
 
 
-def hub_app(cfg: HubConfig, consume: bool) -> Iterator[tuple[TestClient, WatchlistService]]:
-    for user, password in PASSWORDS.items():
-        ensure_user(cfg.database_url, user, ROLES[user], password)
-    app = create_app(cfg, consume=consume)
-    service, here = wired(app)
-    with TestClient(app) as client:
-        if here:
-            service.start()
-        try:
-            yield client, service
-        finally:
-            if here:
-                service.stop()
+class Peer(hubs.Peer):
+    def lists(self, topic: str) -> list[contract.WatchlistMessage]:
+        """Every list received on ``topic``, parsed as strictly as the edge parses it."""
+        return self.messages(topic, contract.WatchlistMessage)
 
 
 @pytest.fixture
 def live_hub(broker: Mosquitto, db_url: str) -> Iterator[tuple[TestClient, WatchlistService]]:
     """The hub with its MQTT consumer on its own hub account (a fresh one per test)."""
-    hub_id = f"hub-wl-{uuid.uuid4().hex[:6]}"
-    cfg = HubConfig(database_url=db_url, mqtt=broker.mqtt(hub_id, "hub"), mqtt_client_id=hub_id)
-    yield from hub_app(cfg, consume=True)
+    with hub_app(live_cfg(broker, db_url, "hub-wl"), True, USERS) as (client, app):
+        yield client, app.state.watchlist
 
 
 @pytest.fixture
 def api_hub(db_url: str) -> Iterator[tuple[TestClient, WatchlistService]]:
     """The hub without a broker: the API and the list, nothing sent."""
-    yield from hub_app(HubConfig(database_url=db_url), consume=False)
+    with hub_app(HubConfig(database_url=db_url), False, USERS) as (client, app):
+        yield client, app.state.watchlist
 
 
 def test_a_listed_plate_reaches_its_edge_retained_and_no_other_edge_reads_it(
