@@ -14,11 +14,12 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 import paho.mqtt.client as mqtt
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,6 +59,7 @@ from edgewatch.mqtt import connect_properties, make_client
 log = logging.getLogger(__name__)
 
 Outcome = Literal["stored", "duplicate", "rejected"]
+M = TypeVar("M", bound=BaseModel)
 # Not edge data: written by the hub itself or by signal controllers (see brokerauth).
 HUB_OWNED = tuple(f"{contract.ROOT}/{ns}/" for ns in ("teams", "config", "signals"))
 
@@ -88,6 +90,15 @@ def _schema_error(exc: ValidationError) -> Rejected:
     return Rejected("schema", f"{where}: {first['msg']} ({exc.error_count()} errors)")
 
 
+def _parse(payload: bytes, limit: int, model: type[M]) -> M:
+    """The payload as strict contract JSON validated against ``model``, or Rejected."""
+    doc = _json(payload, limit)
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        raise _schema_error(exc) from None
+
+
 class Ingestor:
     def __init__(
         self,
@@ -110,6 +121,17 @@ class Ingestor:
         # series one edge can open (limits.max_reading_series_per_edge). Loaded from the
         # table on an edge's first reading; approximate when several hubs share a database.
         self._series: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        # topic kind -> its handler; any other contract kind is an edge's own status
+        self._handlers: dict[str, Callable[[Session, contract.Topic, bytes], Outcome]] = {
+            "event": self._event,
+            "snapshot": self._snapshot,
+            "camera_status": self._camera,
+            "hotspot": self._hotspot,
+            "evidence": self._evidence,
+            "reading": self._reading,
+            "frame": self._frame,
+            "preview": self._preview,
+        }
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         if topic.startswith(HUB_OWNED):
@@ -121,25 +143,9 @@ class Ingestor:
             if parsed is None:
                 raise Rejected("unknown_topic", "not part of the edgewatch/v1 contract")
             self._changed = None
+            handler = self._handlers.get(parsed.kind, self._edge)
             with self.sessions.begin() as session:
-                if parsed.kind == "event":
-                    outcome = self._event(session, parsed, payload)
-                elif parsed.kind == "snapshot":
-                    outcome = self._snapshot(session, parsed, payload)
-                elif parsed.kind == "camera_status":
-                    outcome = self._camera(session, parsed, payload)
-                elif parsed.kind == "hotspot":
-                    outcome = self._hotspot(session, parsed, payload)
-                elif parsed.kind == "evidence":
-                    outcome = self._evidence(session, parsed, payload)
-                elif parsed.kind == "reading":
-                    outcome = self._reading(session, parsed, payload)
-                elif parsed.kind == "frame":
-                    outcome = self._frame(session, parsed, payload)
-                elif parsed.kind == "preview":
-                    outcome = self._preview(session, parsed, payload)
-                else:
-                    outcome = self._edge(session, parsed, payload)
+                outcome = handler(session, parsed, payload)
             if self.incidents is not None:
                 self.incidents.committed()  # deliveries are visible now: send them
             if self.live is not None and self._changed is not None:
@@ -165,11 +171,7 @@ class Ingestor:
     # -- per kind --------------------------------------------------------------------------
 
     def _event(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
-        doc = _json(payload, self.limits.max_event_bytes)
-        try:
-            msg = EventMessage.model_validate(doc)
-        except ValidationError as exc:
-            raise _schema_error(exc) from None
+        msg = _parse(payload, self.limits.max_event_bytes, EventMessage)
         if (msg.site, msg.edge_id) != (topic.site, topic.edge_id):
             raise Rejected("schema", "site/edge_id in payload differ from the topic")
         now = _now()
@@ -336,11 +338,7 @@ class Ingestor:
         return "stored"
 
     def _camera(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
-        doc = _json(payload, self.limits.max_status_bytes)
-        try:
-            msg = CameraStatus.model_validate(doc)
-        except ValidationError as exc:
-            raise _schema_error(exc) from None
+        msg = _parse(payload, self.limits.max_status_bytes, CameraStatus)
         if msg.camera_id != topic.camera_id:
             raise Rejected("schema", "camera_id in payload differs from the topic")
         key = (topic.site, topic.edge_id, msg.camera_id)
@@ -406,11 +404,7 @@ class Ingestor:
             )
 
     def _hotspot(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
-        doc = _json(payload, self.limits.max_status_bytes)
-        try:
-            msg = HotspotReading.model_validate(doc)
-        except ValidationError as exc:
-            raise _schema_error(exc) from None
+        msg = _parse(payload, self.limits.max_status_bytes, HotspotReading)
         if msg.hotspot_id != topic.hotspot_id:
             raise Rejected("schema", "hotspot_id in payload differs from the topic")
         # The public flood feed believes only the camera the hotspot is configured with.
@@ -469,11 +463,7 @@ class Ingestor:
 
     def _reading(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
         """A generic reading, bound to the (site, edge, camera, analytic) of its topic."""
-        doc = _json(payload, self.limits.max_status_bytes)
-        try:
-            msg = ReadingMessage.model_validate(doc)
-        except ValidationError as exc:
-            raise _schema_error(exc) from None
+        msg = _parse(payload, self.limits.max_status_bytes, ReadingMessage)
         if msg.camera_id != topic.camera_id:
             raise Rejected("schema", "camera_id in payload differs from the topic")
         if msg.analytic != topic.name:
@@ -558,11 +548,7 @@ class Ingestor:
 
     def _preview(self, session: Session, topic: contract.Topic, payload: bytes) -> Outcome:
         """What the camera's analytics see now (detections, readings), beside its frame."""
-        doc = _json(payload, MAX_PREVIEW_BYTES)
-        try:
-            msg = CameraPreview.model_validate(doc)
-        except ValidationError as exc:
-            raise _schema_error(exc) from None
+        msg = _parse(payload, MAX_PREVIEW_BYTES, CameraPreview)
         if msg.camera_id != topic.camera_id:
             raise Rejected("schema", "camera_id in payload differs from the topic")
         row = self._frame_row(session, topic)
