@@ -30,6 +30,7 @@ import numpy as np
 
 from edge.analytics import registry
 from edge.analytics.base import CameraContext, Sample
+from edge.analytics.scripted import pr
 from edge.inference.detections import Detections
 
 NAMES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
@@ -272,14 +273,7 @@ def evaluate(seed: int = 0) -> dict[str, Any]:
             shown = ", ".join(f"{s:.0f}-{e:.0f}" for s, e in r.episodes) or "none"
             wrong.append(f"{sc.name}: episodes {shown}")
     return {
-        "scenarios": len(scs),
-        "positives": sum(not s.near_miss for s in scs),
-        "near_misses": sum(s.near_miss for s in scs),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": round(tp / (tp + fp), 3) if tp + fp else 1.0,
-        "recall": round(tp / (tp + fn), 3) if tp + fn else 1.0,
+        **pr(len(scs), sum(not s.near_miss for s in scs), tp, fp, fn),
         "notes": "scripted boxes in one lane (1280x720, 2 fps, seeded jitter, 5 % dropped) "
         "through the analytic with its defaults; P/R on jam episodes (one event new..end); "
         "unit-style scenarios, not an accuracy claim"

@@ -16,19 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge.analytics.base import CameraContext, Reading, Sample, Transition
+from edge.analytics.base import Reading, Transition
 from edge.analytics.plugins.crowd.config import CrowdAnalytic
+from edge.analytics.scripted import TZ, context, counted, detections, drive
 from edge.inference.detections import Detections
 
 W, H = 1280, 720
-NAMES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SIZES = {"person": (0.03, 0.12), "car": (0.12, 0.1)}
 PLAZA = [(0.2, 0.3), (0.8, 0.3), (0.8, 0.9), (0.2, 0.9)]
 START = datetime(2025, 3, 3, 17, 0, tzinfo=TZ).timestamp()
@@ -45,6 +42,7 @@ class Person:
     cls: str = "person"
     score: float = 0.7
     miss: float = 0.0
+    jitter: float = 0.002
 
     def at(self, t: float) -> tuple[float, float] | None:
         if not self.t_in <= t <= self.t_out:
@@ -69,40 +67,6 @@ def in_zone(p: Person, t: float) -> bool:
     return at is not None and 0.2 <= at[0] <= 0.8 and 0.3 <= at[1] <= 0.9
 
 
-def detections(people: list[Person], t: float, rng: np.random.Generator) -> Detections:
-    boxes, scores, cls = [], [], []
-    for p in people:
-        at = p.at(t)
-        if at is None or rng.random() < p.miss:
-            continue
-        w, h = SIZES[p.cls]
-        x, y = at[0] + rng.normal(0, 0.002), at[1] + rng.normal(0, 0.002)
-        boxes.append([(x - w / 2) * W, (y - h) * H, (x + w / 2) * W, y * H])
-        scores.append(float(np.clip(p.score + rng.normal(0, 0.04), 0.05, 0.99)))
-        cls.append(NAMES.index(p.cls))
-    if not boxes:
-        return Detections.empty()
-    return Detections(
-        np.asarray(boxes, np.float32), np.asarray(scores, np.float32), np.asarray(cls, np.int32)
-    )
-
-
-def context() -> CameraContext:
-    def no(*_: Any) -> Any:
-        return None
-
-    return CameraContext(
-        camera=SimpleNamespace(id="cam_eval", location=None),
-        site="eval",
-        edge_id="eval",
-        class_names=lambda _m: NAMES,
-        detector=no,
-        subscribe=no,
-        plate_reader=no,
-        frame_wh=(W, H),
-    )
-
-
 def run(s: Scenario, seed: int) -> tuple[list[Transition], list[Reading], list[float]]:
     """Transitions and readings over the scenario, and the true count at each sample."""
     from edge.analytics import registry
@@ -112,17 +76,15 @@ def run(s: Scenario, seed: int) -> tuple[list[Transition], list[Reading], list[f
     transitions: list[Transition] = []
     readings: list[Reading] = []
     truth: list[tuple[float, int]] = []
-    period = 1.0 / s.cfg.fps
-    t = 0.0
-    while t <= s.duration:
-        now = datetime.fromtimestamp(START + t, TZ)
-        dets = detections(s.people, t, rng)
+
+    def dets_at(t: float) -> Detections:
+        dets = detections(s.people, t, rng, SIZES, score_sd=0.04)
         truth.append((START + t, sum(1 for p in s.people if p.cls == "person" and in_zone(p, t))))
-        out = rt.update(Sample(frame=None, time=now, wh=(W, H), detections=dets))
+        return dets
+
+    for _, out in drive(rt, s.cfg.fps, START, s.duration, dets_at, rng, time_jitter=0.0):
         transitions += out.transitions
         readings += out.readings
-        t += period
-    transitions += rt.close(datetime.fromtimestamp(START + s.duration, TZ)).transitions
     errors = []
     for r in readings:
         end = r.time.timestamp()
@@ -221,18 +183,8 @@ def evaluate(seed: int = 0) -> dict[str, Any]:
             errors += err
         if got != s.expect:
             wrong.append(f"{s.name}: {got} events, expected {s.expect}")
-    tp = sum(min(s.expect, g) for s, g in results)
-    fp = sum(max(0, g - s.expect) for s, g in results)
-    fn = sum(max(0, s.expect - g) for s, g in results)
     return {
-        "scenarios": len(results),
-        "positives": sum(1 for s, _ in results if s.expect),
-        "near_misses": sum(1 for s, _ in results if not s.expect),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": round(tp / (tp + fp), 3) if tp + fp else 1.0,
-        "recall": round(tp / (tp + fn), 3) if tp + fn else 1.0,
+        **counted([(s.expect, g) for s, g in results]),
         "reading_mae": round(float(np.mean(errors)), 3) if errors else None,
         "wrong": wrong,
         "notes": "scripted synthetic boxes (jitter, score noise, missed detections); near "

@@ -15,26 +15,21 @@ transitions it gave; extra ones are false positives, missing ones false negative
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge.analytics.base import CameraContext, Sample, Transition
+from edge.analytics.base import Transition
 from edge.analytics.plugins.dwell.config import (
     DwellAnalytic,
     IllegalParkingAnalytic,
     SidewalkEncroachmentAnalytic,
 )
-from edge.inference.detections import Detections
+from edge.analytics.scripted import TZ, Actor, context, counted, detections, drive
 
 W, H = 1280, 720
-NAMES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SIZES = {"car": (0.12, 0.1), "truck": (0.16, 0.16), "bus": (0.2, 0.18), "motorcycle": (0.04, 0.08)}
 SIZES["person"] = (0.03, 0.12)
 
@@ -55,28 +50,6 @@ def local(hour: float, day: int = 3) -> float:
 
 
 @dataclass
-class Actor:
-    """One road user: a class, and keyframes (t from the scenario's start, anchor position
-    as fractions) joined by straight lines; not visible before the first or after the last,
-    nor in ``hidden`` intervals."""
-
-    cls: str
-    keys: list[tuple[float, tuple[float, float]]]
-    hidden: list[tuple[float, float]] = field(default_factory=list)
-    score: float = 0.78
-    jitter: float = 0.002  # anchor noise, fraction of the frame (std)
-    miss: float = 0.03  # chance a visible actor is not detected in a sample
-
-    def at(self, t: float) -> tuple[float, float] | None:
-        ts = [k[0] for k in self.keys]
-        if t < ts[0] or t > ts[-1] or any(a <= t < b for a, b in self.hidden):
-            return None
-        x = float(np.interp(t, ts, [k[1][0] for k in self.keys]))
-        y = float(np.interp(t, ts, [k[1][1] for k in self.keys]))
-        return x, y
-
-
-@dataclass
 class Scenario:
     name: str
     cfg: DwellAnalytic
@@ -87,63 +60,16 @@ class Scenario:
     note: str = ""
 
 
-def detections(actors: Sequence[Actor], t: float, rng: np.random.Generator) -> Detections:
-    boxes, scores, cls = [], [], []
-    for a in actors:
-        p = a.at(t)
-        if p is None or rng.random() < a.miss:
-            continue
-        w, h = SIZES[a.cls]
-        x, y = p[0] + rng.normal(0, a.jitter), p[1] + rng.normal(0, a.jitter)
-        boxes.append([(x - w / 2) * W, (y - h) * H, (x + w / 2) * W, y * H])
-        scores.append(float(np.clip(a.score + rng.normal(0, 0.05), 0.05, 0.99)))
-        cls.append(NAMES.index(a.cls))
-    if not boxes:
-        return Detections.empty()
-    return Detections(
-        np.asarray(boxes, np.float32), np.asarray(scores, np.float32), np.asarray(cls, np.int32)
-    )
-
-
-def context() -> CameraContext:
-    """A camera context with the COCO classes the scenarios use (first 8, COCO ids)."""
-
-    def no(*_: Any) -> Any:
-        return None
-
-    return CameraContext(
-        camera=SimpleNamespace(id="cam_eval", bearing_deg=None, hfov_deg=None, location=None),
-        site="eval",
-        edge_id="eval",
-        class_names=lambda _m: NAMES,
-        detector=no,
-        subscribe=no,
-        plate_reader=no,
-        frame_wh=(W, H),
-    )
-
-
 def run(s: Scenario, seed: int) -> list[Transition]:
     """Every transition the runtime gives over the scenario (closed at its end)."""
     from edge.analytics import registry
 
     rt = registry.plugin(s.cfg.type).build(s.cfg, context())
     rng = np.random.default_rng(seed)
-    out: list[Transition] = []
-    period = 1.0 / s.cfg.fps
-    t = 0.0
-    while t <= s.duration:
-        # the worker samples close to, not exactly on, the period
-        tt = t + float(rng.uniform(-0.04, 0.04)) * period
-        now = datetime.fromtimestamp(s.start + tt, TZ)
-        sample = Sample(frame=None, time=now, wh=(W, H), detections=detections(s.actors, tt, rng))
-        out += rt.update(sample).transitions
-        t += period
-    out += rt.close(datetime.fromtimestamp(s.start + s.duration, TZ)).transitions
-    return out
-
-
-# -- the scenarios ---------------------------------------------------------------------------
+    steps = drive(
+        rt, s.cfg.fps, s.start, s.duration, lambda t: detections(s.actors, t, rng, SIZES), rng
+    )
+    return [tr for _, out in steps for tr in out.transitions]
 
 
 def stand_on(
@@ -325,19 +251,7 @@ def parking_scenarios(rng: np.random.Generator) -> list[Scenario]:
 
 
 def score(results: list[tuple[Scenario, int]]) -> dict[str, Any]:
-    tp = sum(min(s.expect, got) for s, got in results)
-    fp = sum(max(0, got - s.expect) for s, got in results)
-    fn = sum(max(0, s.expect - got) for s, got in results)
-    return {
-        "scenarios": len(results),
-        "positives": sum(1 for s, _ in results if s.expect),
-        "near_misses": sum(1 for s, _ in results if not s.expect),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": round(tp / (tp + fp), 3) if tp + fp else 1.0,
-        "recall": round(tp / (tp + fn), 3) if tp + fn else 1.0,
-    }
+    return counted([(s.expect, got) for s, got in results])
 
 
 def scenarios(seed: int = 0) -> list[Scenario]:

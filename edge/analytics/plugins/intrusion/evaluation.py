@@ -13,21 +13,18 @@ missed detections: unit-style scenarios, not an accuracy measure on video.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge.analytics.base import CameraContext, Sample, Transition
+from edge.analytics import scripted
+from edge.analytics.base import Transition
 from edge.analytics.plugins.intrusion.config import ArmedWindow, IntrusionAnalytic
-from edge.inference.detections import Detections
+from edge.analytics.scripted import TZ, context, counted, detections, drive
 
 W, H = 1280, 720
-NAMES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SIZES = {"person": (0.03, 0.12), "car": (0.12, 0.1)}
 YARD = [(0.3, 0.4), (0.7, 0.4), (0.7, 0.8), (0.3, 0.8)]
 PATH_Y = 0.82  # a footpath along the yard's bottom edge, 0.02 outside it
@@ -44,25 +41,12 @@ def local(day: int, hour: float) -> float:
 
 
 @dataclass
-class Actor:
-    """Keyframes (t from the scenario's start, anchor as fractions), straight lines between;
-    not visible before the first, after the last, nor in ``hidden`` intervals."""
+class Actor(scripted.Actor):
+    """A person (or a car): more jitter and misses than a parked car, at night."""
 
-    cls: str
-    keys: list[tuple[float, tuple[float, float]]]
-    hidden: list[tuple[float, float]] = field(default_factory=list)
     score: float = 0.75
     jitter: float = 0.003
     miss: float = 0.05
-
-    def at(self, t: float) -> tuple[float, float] | None:
-        ts = [k[0] for k in self.keys]
-        if t < ts[0] or t > ts[-1] or any(a <= t < b for a, b in self.hidden):
-            return None
-        return (
-            float(np.interp(t, ts, [k[1][0] for k in self.keys])),
-            float(np.interp(t, ts, [k[1][1] for k in self.keys])),
-        )
 
 
 @dataclass
@@ -76,56 +60,15 @@ class Scenario:
     note: str = ""
 
 
-def detections(actors: list[Actor], t: float, rng: np.random.Generator) -> Detections:
-    boxes, scores, cls = [], [], []
-    for a in actors:
-        p = a.at(t)
-        if p is None or rng.random() < a.miss:
-            continue
-        w, h = SIZES[a.cls]
-        x, y = p[0] + rng.normal(0, a.jitter), p[1] + rng.normal(0, a.jitter)
-        boxes.append([(x - w / 2) * W, (y - h) * H, (x + w / 2) * W, y * H])
-        scores.append(float(np.clip(a.score + rng.normal(0, 0.05), 0.05, 0.99)))
-        cls.append(NAMES.index(a.cls))
-    if not boxes:
-        return Detections.empty()
-    return Detections(
-        np.asarray(boxes, np.float32), np.asarray(scores, np.float32), np.asarray(cls, np.int32)
-    )
-
-
-def context() -> CameraContext:
-    def no(*_: Any) -> Any:
-        return None
-
-    return CameraContext(
-        camera=SimpleNamespace(id="cam_eval", location=None),
-        site="eval",
-        edge_id="eval",
-        class_names=lambda _m: NAMES,
-        detector=no,
-        subscribe=no,
-        plate_reader=no,
-        frame_wh=(W, H),
-    )
-
-
 def run(s: Scenario, seed: int) -> list[Transition]:
     from edge.analytics import registry
 
     rt = registry.plugin("intrusion").build(s.cfg, context())
     rng = np.random.default_rng(seed)
-    out: list[Transition] = []
-    period = 1.0 / s.cfg.fps
-    t = 0.0
-    while t <= s.duration:
-        tt = t + float(rng.uniform(-0.04, 0.04)) * period
-        now = datetime.fromtimestamp(s.start + tt, TZ)
-        sample = Sample(frame=None, time=now, wh=(W, H), detections=detections(s.actors, tt, rng))
-        out += rt.update(sample).transitions
-        t += period
-    out += rt.close(datetime.fromtimestamp(s.start + s.duration, TZ)).transitions
-    return out
+    steps = drive(
+        rt, s.cfg.fps, s.start, s.duration, lambda t: detections(s.actors, t, rng, SIZES), rng
+    )
+    return [tr for _, out in steps for tr in out.transitions]
 
 
 Keys = list[tuple[float, tuple[float, float]]]
@@ -307,18 +250,8 @@ def evaluate(seed: int = 0) -> dict[str, Any]:
         results.append((s, got))
         if got != s.expect:
             wrong.append(f"{s.name}: {got} events, expected {s.expect}")
-    tp = sum(min(s.expect, g) for s, g in results)
-    fp = sum(max(0, g - s.expect) for s, g in results)
-    fn = sum(max(0, s.expect - g) for s, g in results)
     return {
-        "scenarios": len(results),
-        "positives": sum(1 for s, _ in results if s.expect),
-        "near_misses": sum(1 for s, _ in results if not s.expect),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": round(tp / (tp + fp), 3) if tp + fp else 1.0,
-        "recall": round(tp / (tp + fn), 3) if tp + fn else 1.0,
+        **counted([(s.expect, g) for s, g in results]),
         "wrong": wrong,
         "notes": "scripted synthetic boxes (jitter, score noise, missed detections) through "
         "ByteTrack and the rule; near misses: the path along the edge, inside before arming, "

@@ -26,6 +26,7 @@ import numpy as np
 
 from edge.analytics import registry
 from edge.analytics.base import CameraContext, Sample
+from edge.analytics.scripted import pr
 from edge.inference.detections import Detections
 
 # COCO's first classes, in COCO's order
@@ -309,14 +310,7 @@ def evaluate(seed: int = 0) -> dict[str, Any]:
             if e != g:
                 wrong.append(f"{sc.name}:{key} {g}/{e}")
     return {
-        "scenarios": len(scs),
-        "positives": sum(not s.near_miss for s in scs),
-        "near_misses": sum(s.near_miss for s in scs),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": round(tp / (tp + fp), 3) if tp + fp else 1.0,
-        "recall": round(tp / (tp + fn), 3) if tp + fn else 1.0,
+        **pr(len(scs), sum(not s.near_miss for s in scs), tp, fp, fn),
         "notes": "scripted detections (1280x720, 10 fps, seeded jitter and 3 % dropped boxes) "
         "through the analytic's ByteTrack and counter; per-class crossings counted, totals "
         "left out; unit-style scenarios, not an accuracy claim"
