@@ -29,9 +29,9 @@ import importlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -173,6 +173,53 @@ class Transition:
     kind: str | None = None  # the event kind; the analytic's default when None
     zone: str | None = None  # the zone it happened in; the analytic's default when None
     attributes: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+
+
+class Held(Protocol):
+    """What a rule holds for one open event: its id and step, and the last box seen."""
+
+    event_id: uuid.UUID | None
+    seq: int
+    score: float
+    box: tuple[float, float, float, float]
+    box_px: tuple[int, int, int, int]
+
+
+def held_transition(
+    held: Held,
+    step: Literal["new", "update", "end"],
+    now: datetime,
+    *,
+    label: str,
+    start: float,
+    last: float,
+    kind: str,
+    zone: str,
+    attributes: dict[str, str | int | float | bool | None],
+    reason: str | None = None,
+    snapshot: bool = False,
+) -> Transition:
+    """A step of a held event (``start`` and ``last``, the last sighting, in epoch s):
+    the score clamped to [0, 1], an end time on ``end``, the reason among the attributes."""
+    assert held.event_id is not None
+    if reason is not None:
+        attributes["reason"] = reason
+    return Transition(
+        type=step,
+        event_id=held.event_id,
+        seq=held.seq,
+        label=label,
+        start_time=datetime.fromtimestamp(start, UTC),
+        frame_time=now,
+        score=round(min(1.0, max(0.0, held.score)), 4),
+        box=held.box,
+        box_px=held.box_px,
+        end_time=datetime.fromtimestamp(last, UTC) if step == "end" else None,
+        snapshot=snapshot,
+        kind=kind,
+        zone=zone,
+        attributes=attributes,
+    )
 
 
 @dataclass

@@ -35,6 +35,7 @@ from edge.analytics.base import (
     Sample,
     Schedule,
     Transition,
+    held_transition,
 )
 from edge.analytics.geometry import PolygonZone, RuleConfigError
 from edge.analytics.plugins.crowd.config import CrowdAnalytic
@@ -182,23 +183,18 @@ class CrowdRule:
             "duration_s": round(last - ev.start, 1),
             "zone": self.zone_name,
         }
-        if reason is not None:
-            attrs["reason"] = reason
-        return Transition(
-            type=step,
-            event_id=ev.event_id,
-            seq=ev.seq,
+        return held_transition(
+            ev,
+            step,
+            now,
             label=self.label,
-            start_time=_dt(ev.start),
-            frame_time=now,
-            score=round(min(1.0, max(0.0, ev.score)), 4),
-            box=ev.box,
-            box_px=ev.box_px,
-            end_time=_dt(ev.last_seen) if step == "end" else None,
-            snapshot=snapshot,
+            start=ev.start,
+            last=ev.last_seen,
             kind="crowd",
             zone=self.zone_name,
             attributes=attrs,
+            reason=reason,
+            snapshot=snapshot,
         )
 
     def _end(self, n: int, now: datetime, reason: str) -> list[Transition]:

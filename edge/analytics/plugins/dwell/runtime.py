@@ -33,13 +33,13 @@ import logging
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge.analytics.base import CameraContext, Transition
+from edge.analytics.base import CameraContext, Transition, held_transition
 from edge.analytics.geometry import PolygonZone
 from edge.analytics.plugins.dwell.config import DwellAnalytic
 from edge.analytics.tracked import TrackedRuleRuntime
@@ -90,10 +90,6 @@ def moved(path: np.ndarray, k: int) -> float:
         c = np.cumsum(np.vstack([np.zeros((1, 2)), path]), axis=0)
         path = (c[k:] - c[:-k]) / k
     return float(np.hypot(*np.ptp(path, axis=0)))
-
-
-def _dt(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
 
 
 class DwellRule:
@@ -233,23 +229,18 @@ class DwellRule:
             "zone": self.zone_name,
             "max_dwell_s": self.cfg.max_dwell_s,
         }
-        if reason is not None:
-            attrs["reason"] = reason
-        return Transition(
-            type=step,
-            event_id=stay.event_id,
-            seq=stay.seq,
+        return held_transition(
+            stay,
+            step,
+            now,
             label=stay.label,
-            start_time=_dt(stay.standing_since),
-            frame_time=now,
-            score=round(min(1.0, max(0.0, stay.score)), 4),
-            box=stay.box,
-            box_px=stay.box_px,
-            end_time=_dt(stay.last_here) if step == "end" else None,
-            snapshot=snapshot,
+            start=stay.standing_since,
+            last=stay.last_here,
             kind=self.kind,
             zone=self.zone_name,
             attributes=attrs,
+            reason=reason,
+            snapshot=snapshot,
         )
 
     def _leave(self, key: int, stay: _Stay, now: datetime, reason: str) -> list[Transition]:

@@ -28,13 +28,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from edge.analytics.base import CameraContext, Transition
+from edge.analytics.base import CameraContext, Transition, held_transition
 from edge.analytics.geometry import PolygonZone
 from edge.analytics.plugins.intrusion.config import ArmedWindow, IntrusionAnalytic
 from edge.analytics.tracked import TrackedRuleRuntime
@@ -63,10 +63,6 @@ def armed(windows: list[ArmedWindow], local: datetime) -> bool:
         elif (day in w.days and hour >= a) or ((day - 1) % 7 in w.days and hour < b):
             return True
     return False
-
-
-def _dt(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
 
 
 @dataclass
@@ -203,23 +199,18 @@ class IntrusionRule:
             "entered": datetime.fromtimestamp(st.stay_start, self.tz).isoformat(),
             "inside_s": round(last - st.stay_start, 1),
         }
-        if reason is not None:
-            attrs["reason"] = reason
-        return Transition(
-            type=step,
-            event_id=st.event_id,
-            seq=st.seq,
+        return held_transition(
+            st,
+            step,
+            now,
             label=st.label,
-            start_time=_dt(st.stay_start),
-            frame_time=now,
-            score=round(min(1.0, max(0.0, st.score)), 4),
-            box=st.box,
-            box_px=st.box_px,
-            end_time=_dt(st.last_in) if step == "end" else None,
-            snapshot=snapshot,
+            start=st.stay_start,
+            last=st.last_in,
             kind="intrusion",
             zone=self.zone_name,
             attributes=attrs,
+            reason=reason,
+            snapshot=snapshot,
         )
 
     def _end_event(self, st: _Track, now: datetime, reason: str) -> list[Transition]:
