@@ -801,7 +801,10 @@ def main(argv: list[str] | None = None) -> int:
     # `kill -USR1 <pid>` writes every thread's stack to stderr (the log): how a process
     # that hangs is diagnosed on a box nobody can attach a debugger to.
     if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (AttributeError, OSError, ValueError):  # stderr with no file (main() in a test)
+            pass
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
