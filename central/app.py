@@ -19,11 +19,13 @@ from central.api import (
     evidence,
     health,
     hotspots,
+    i18n,
     incidents,
     kinds,
     pages,
     readings,
     reviews,
+    vendor,
 )
 from central.api import camera_config as camera_config_api
 from central.api import live as live_api
@@ -149,13 +151,14 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.camera_configs = camera_configs
     for module in (
         auth, events, evidence, reviews, live_api, cameras, health, hotspots, incidents, kinds,
-        pages, readings, watchlist_api, camera_config_api, analytics_api,
+        pages, i18n, readings, watchlist_api, camera_config_api, analytics_api, vendor,
     ):  # fmt: skip
         app.include_router(module.router)
     app.add_exception_handler(AlertError, _alert_error)
     if cfg.http.docs:
         app.include_router(docs.router)
-    app.add_middleware(SecurityHeaders)
+    tiles = cfg.map.tile_origin()  # the map's tile server, if any: img-src allows it
+    app.add_middleware(SecurityHeaders, img_origins=(tiles,) if tiles else ())
     if cfg.http.trusted_proxies:
         # The client address (login throttling, logs) and scheme come from X-Forwarded-*
         # only when the peer is one of these; uvicorn's own default trust of 127.0.0.1 is

@@ -322,6 +322,68 @@ class AlertSettings(_Strict):
         return kind in self.urgent or f"{kind}:{label}" in self.urgent
 
 
+# the host part goes into the Content-Security-Policy: a DNS name or an address, a port,
+# nothing else (no quote, semicolon or space could end the directive)
+TILE_URL_RE = re.compile(
+    r"^https?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?/\S*$"
+)
+
+
+class MapSettings(_Strict):
+    """The maps of the dashboard and the public flood page (docs/maps.md).
+
+    With no ``tile_url`` the maps draw only the bundled outline of the Hue area (land,
+    lagoons, sea), which needs no network; a deployment with a tile server names it here,
+    and the Content-Security-Policy then lets pages load images from that origin only.
+    """
+
+    tile_url: str | None = Field(
+        None,
+        description="raster tiles, e.g. https://tiles.example.org/{z}/{x}/{y}.png (http or "
+        "https, with {z}, {x} and {y}; {s} for subdomains is not supported); none: the "
+        "bundled outline only, no network needed",
+    )
+    attribution: str = Field(
+        "",
+        max_length=300,
+        description="the tiles' credit shown on the map (plain text), e.g. "
+        "'© OpenStreetMap contributors'",
+    )
+    center: tuple[float, float] = Field(
+        (16.4637, 107.5909), description="[lat, lon] the maps open on (default: Hue)"
+    )
+    zoom: int = Field(12, ge=1, le=19, description="the zoom level the maps open on")
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not TILE_URL_RE.match(value) or any(p not in value for p in ("{z}", "{x}", "{y}")):
+            raise ValueError(
+                f"{value!r} is not an http(s) tile URL with {{z}}, {{x}} and {{y}} "
+                "(e.g. https://tiles.example.org/{z}/{x}/{y}.png)"
+            )
+        if "{s}" in value:
+            raise ValueError("{s} (subdomains) is not supported: name one host")
+        return value
+
+    @field_validator("center")
+    @classmethod
+    def _center(cls, value: tuple[float, float]) -> tuple[float, float]:
+        lat, lon = value
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ValueError("center is [lat, lon]: lat within -90..90, lon within -180..180")
+        return value
+
+    def tile_origin(self) -> str | None:
+        """``scheme://host[:port]`` of the tile server (what the CSP's img-src allows)."""
+        if not self.tile_url:
+            return None
+        scheme, rest = self.tile_url.split("://", 1)
+        return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 class HubConfig(_Strict):
     database_url: str = Field(
         "sqlite:///var/hub.sqlite3",
@@ -341,6 +403,7 @@ class HubConfig(_Strict):
     push: PushSettings = Field(default_factory=PushSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    map: MapSettings = Field(default_factory=MapSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

@@ -24,6 +24,31 @@ def _asset(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pages_in_english() -> Iterator[None]:
+    """The pages follow the browser's language (Vietnamese or English, central/web/i18n.js)
+    and the browser tests assert English texts: every Playwright context and page opens in
+    en-GB, whatever the machine's locale, unless a test passes its own ``locale``."""
+    try:
+        from playwright.sync_api import Browser
+    except ImportError:  # no browser tests without playwright
+        yield
+        return
+    new_context, new_page = Browser.new_context, Browser.new_page
+
+    def context_en(self: Browser, *args: object, **kw: object) -> object:
+        kw.setdefault("locale", "en-GB")
+        return new_context(self, *args, **kw)  # type: ignore[arg-type]
+
+    def page_en(self: Browser, *args: object, **kw: object) -> object:
+        kw.setdefault("locale", "en-GB")
+        return new_page(self, *args, **kw)  # type: ignore[arg-type]
+
+    Browser.new_context, Browser.new_page = context_en, page_en  # type: ignore[method-assign,assignment]
+    yield
+    Browser.new_context, Browser.new_page = new_context, new_page  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def assets() -> Path:
     return _asset(ASSETS)

@@ -34,10 +34,11 @@ PASSWORDS = {
     "victor": "viewer-password-1",
 }
 ROLES = {"admin": "admin", "olivia": "operator", "ranger": "ranger", "victor": "viewer"}
-# Routes that answer without an account: hotspot data, liveness, logging in, and the
-# public VAPID key ranger browsers subscribe with. Nothing else.
+# Routes that answer without an account: hotspot data, the public map's settings,
+# liveness, logging in, and the public VAPID key ranger browsers subscribe with. Nothing else.
 PUBLIC = {
     ("GET", "/api/v1/hotspots"),
+    ("GET", "/api/v1/map"),
     ("GET", "/api/v1/hotspots/{hotspot_id}/history"),
     ("GET", "/healthz"),
     ("POST", "/api/v1/auth/token"),

@@ -19,6 +19,10 @@ ASSETS = {
     "login.js": "text/javascript",
     "watchlist.js": "text/javascript",
     "setup.js": "text/javascript",
+    # the maps (docs/maps.md): map.js and map.css serve the public flood page too
+    "map.js": "text/javascript",
+    "map.css": "text/css",
+    "mapview.js": "text/javascript",
 }
 # The security headers (CSP, frame-ancestors, nosniff, Referrer-Policy) come from
 # central.api.security, on every answer of the hub.

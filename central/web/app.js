@@ -2,8 +2,10 @@
 // Every piece of data comes from the hub's API with the session cookie; writes carry
 // the session's CSRF token. Text from the API is only ever set as textContent.
 
+import { t, ready, applyI18n, langSwitcher, fmtNumber, fmtDateTime, fmtTime as fmtClock } from "/i18n/i18n.js";
 import { showWatchlist } from "/ui/watchlist.js";
 import { showSetup } from "/ui/setup.js";
+import { showMap } from "/ui/mapview.js";
 
 const view = document.getElementById("view");
 const liveBadge = document.getElementById("live");
@@ -61,14 +63,20 @@ async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+// Dates, times and numbers as the chosen language writes them (vi: "01/12/2026 14:05:09", "0,87").
+const fmtTime = (iso) => (iso ? fmtDateTime(iso) : "—");
+const fmt2 = (v) => fmtNumber(v, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 function ago(iso) {
-  if (!iso) return "never";
+  if (!iso) return t("dashboard.never");
   const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  return `${Math.round(s / 3600)} h ago`;
+  if (s < 60) return t("common.ago_s", { n: s });
+  if (s < 3600) return t("common.ago_min", { n: Math.round(s / 60) });
+  return t("common.ago_h", { n: Math.round(s / 3600) });
 }
+// Names the hub gives in English (kinds, states): the catalogue's word, else the hub's own.
+const kindName = (k) => t(`kinds.${k}`, {}, { fallback: k });
+const stateName = (s) => (s ? t(`states.${s}`, {}, { fallback: String(s).replace("_", " ") }) : "—");
+const roleName = (role) => t(`dashboard.role_${role}`, {}, { fallback: role });
 const can = (perm) => me && me.permissions.includes(perm);
 
 // The colour of an alert, from the kind specs the analytics declare (GET /api/v1/kinds):
@@ -88,7 +96,7 @@ function errorBox(message, retry) {
     "div",
     { class: "error-state", role: "alert" },
     h("p", {}, message),
-    retry ? h("button", { onclick: retry }, "Retry") : null,
+    retry ? h("button", { onclick: retry }, t("common.retry")) : null,
   );
 }
 
@@ -133,7 +141,8 @@ function connectStream() {
   stream = new EventSource("/api/v1/alerts/stream");
   let connected = false;
   stream.addEventListener("hello", () => {
-    liveBadge.textContent = "● live";
+    liveBadge.dataset.i18n = "dashboard.live_on";
+    liveBadge.textContent = t("dashboard.live_on");
     liveBadge.className = "live on";
     if (connected) loadAlerts().then(() => currentRoute().name === "alerts" && renderAlertList()); // after a gap
     connected = true;
@@ -159,7 +168,8 @@ function connectStream() {
     else location.assign("/login");
   });
   stream.onerror = () => {
-    liveBadge.textContent = "● reconnecting";
+    liveBadge.dataset.i18n = "dashboard.live_reconnecting";
+    liveBadge.textContent = t("dashboard.live_reconnecting");
     liveBadge.className = "live off";
   };
 }
@@ -210,17 +220,14 @@ function renderAlertList() {
   const bar = h(
     "div",
     { class: "filters" },
-    select("kind", "Kind", [["", "all kinds"], ...kinds.map((k) => [k, k])]),
-    select("camera", "Camera", [["", "all cameras"], ...cameras.map((c) => [c, c])]),
-    select("status", "State", [
-      ["open", "open (new + acknowledged)"],
-      ["", "all"],
-      ["new", "new"],
-      ["acknowledged", "acknowledged"],
-      ["resolved", "resolved"],
-      ["false_alarm", "false alarm"],
+    select("kind", t("dashboard.col_kind"), [["", t("dashboard.all_kinds")], ...kinds.map((k) => [k, kindName(k)])]),
+    select("camera", t("dashboard.col_camera"), [["", t("dashboard.all_cameras")], ...cameras.map((c) => [c, c])]),
+    select("status", t("dashboard.col_state"), [
+      ["open", t("dashboard.status_open")],
+      ["", t("dashboard.status_all")],
+      ...["new", "acknowledged", "resolved", "false_alarm"].map((s) => [s, stateName(s)]),
     ]),
-    h("span", { class: "muted" }, `${shown.length} of ${list.length}`),
+    h("span", { class: "muted" }, t("dashboard.n_of_m", { n: shown.length, m: list.length })),
   );
   const table = shown.length
     ? h(
@@ -229,7 +236,7 @@ function renderAlertList() {
         h(
           "thead",
           {},
-          h("tr", {}, ["", "Kind", "Camera", "Zone", "Started", "Score", "Edge state", "Status"].map((t) => h("th", {}, t))),
+          h("tr", {}, ["", t("dashboard.col_kind"), t("dashboard.col_camera"), t("dashboard.col_zone"), t("dashboard.col_started"), t("dashboard.col_score"), t("dashboard.col_edge_state"), t("dashboard.col_status")].map((c) => h("th", {}, c))),
         ),
         h(
           "tbody",
@@ -247,13 +254,13 @@ function renderAlertList() {
                 onkeydown: (ev) => ev.key === "Enter" && (location.hash = `#/alert/${a.id}`),
               },
               h("td", {}, h("span", { class: "dot", title: severity(a) })),
-              h("td", {}, h("strong", {}, a.kind), a.label ? ` · ${a.label}` : ""),
+              h("td", {}, h("strong", { title: a.kind }, kindName(a.kind)), a.label ? ` · ${a.label}` : ""),
               h("td", {}, a.camera_id),
               h("td", {}, a.zone || "—"),
               h("td", { title: a.start_time }, fmtTime(a.start_time)),
-              h("td", {}, a.score.toFixed(2)),
-              h("td", {}, a.state),
-              h("td", {}, h("span", { class: `pill ${a.status}` }, a.status.replace("_", " "))),
+              h("td", {}, fmt2(a.score)),
+              h("td", {}, stateName(a.state)),
+              h("td", {}, h("span", { class: `pill ${a.status}` }, stateName(a.status))),
             );
           }),
         ),
@@ -261,11 +268,9 @@ function renderAlertList() {
     : h(
         "div",
         { class: "empty", id: "alerts-empty" },
-        list.length
-          ? "No alerts match these filters."
-          : "No alerts yet. New alerts appear here the moment the hub receives them.",
+        list.length ? t("dashboard.alerts_none_match") : t("dashboard.alerts_empty"),
       );
-  show(h("h1", {}, "Live alerts"), bar, table);
+  show(h("h1", {}, t("dashboard.nav_alerts")), bar, table);
 }
 
 async function showAlerts() {
@@ -277,12 +282,12 @@ async function showAlerts() {
 
 function actions(a, rerender) {
   if (!can("act")) {
-    return h("p", { class: "muted", id: "no-actions" }, `Your role (${me.role}) can view alerts but not act on them.`);
+    return h("p", { class: "muted", id: "no-actions" }, t("dashboard.no_actions", { role: roleName(me.role) }));
   }
   if (a.status === "resolved" || a.status === "false_alarm") {
-    return h("p", { class: "muted" }, `Closed: ${a.status.replace("_", " ")} by ${a.status_by}.`);
+    return h("p", { class: "muted" }, t("dashboard.closed_by", { status: stateName(a.status), user: a.status_by }));
   }
-  const note = h("textarea", { id: "note", rows: 2, placeholder: "Note (optional): what you did, who you called" });
+  const note = h("textarea", { id: "note", rows: 2, placeholder: t("dashboard.note_placeholder") });
   const msg = h("p", { class: "error", role: "alert", hidden: true });
   const buttons = [];
   const act = (path, label) =>
@@ -293,7 +298,7 @@ function actions(a, rerender) {
         disabled: path === "ack" && a.status === "acknowledged",
         onclick: async (ev) => {
           buttons.forEach((b) => (b.disabled = true));
-          ev.target.textContent = "Saving…";
+          ev.target.textContent = t("dashboard.saving");
           msg.hidden = true;
           try {
             const updated = await api(`/api/v1/events/${a.id}/${path}`, {
@@ -303,7 +308,7 @@ function actions(a, rerender) {
             alerts.set(updated.id, { ...alerts.get(updated.id), ...updated });
             rerender(updated);
           } catch (e) {
-            msg.textContent = `Could not save: ${e.message}`;
+            msg.textContent = t("dashboard.could_not_save", { error: e.message });
             msg.hidden = false;
             buttons.forEach((b) => (b.disabled = false));
             ev.target.textContent = label;
@@ -312,7 +317,7 @@ function actions(a, rerender) {
       },
       label,
     );
-  buttons.push(act("ack", "Acknowledge"), act("resolve", "Resolve"), act("false_alarm", "False alarm"));
+  buttons.push(act("ack", t("dashboard.act_ack")), act("resolve", t("dashboard.act_resolve")), act("false_alarm", t("dashboard.act_false_alarm")));
   return h("div", { class: "actions" }, note, h("div", {}, buttons), msg);
 }
 
@@ -337,60 +342,61 @@ function renderAlert(a) {
     ? h(
         "section",
         { class: "evidence" },
-        h("h2", {}, "Evidence"),
+        h("h2", {}, t("dashboard.evidence")),
         a.snapshot_url
-          ? h("div", { class: "snapwrap" }, h("img", { id: "snapshot", src: a.snapshot_url, alt: `snapshot of ${a.kind} at ${a.camera_id}` }), boxOverlay(a.box))
-          : h("p", { class: "muted" }, "No snapshot for this alert."),
+          ? h("div", { class: "snapwrap" }, h("img", { id: "snapshot", src: a.snapshot_url, alt: t("dashboard.snapshot_alt", { kind: kindName(a.kind), camera: a.camera_id }) }), boxOverlay(a.box))
+          : h("p", { class: "muted" }, t("dashboard.no_snapshot")),
         clip
           ? h("video", { id: "clip", src: clip, controls: true, preload: "metadata" })
-          : h("p", { class: "muted", id: "no-clip" }, "No clip recorded for this alert."),
+          : h("p", { class: "muted", id: "no-clip" }, t("dashboard.no_clip")),
         frames.length
-          ? h("div", { class: "frames", id: "frames" }, frames.map((n) => h("figure", {}, h("img", { src: files[n], alt: n }), h("figcaption", {}, n.replace(".jpg", "")))))
+          ? h("div", { class: "frames", id: "frames" }, frames.map((n) => h("figure", {}, h("img", { src: files[n], alt: n }), h("figcaption", {}, t(`dashboard.frame_${n.replace(".jpg", "")}`)))))
           : null,
-        h("p", {}, "Plate: ", h("strong", { id: "plate" }, plate ?? "—"), a.attributes?.plate_reason && !plate ? h("span", { class: "muted" }, ` (${a.attributes.plate_reason})`) : null),
-        files["manifest.json"] ? h("p", { id: "integrity", class: "muted" }, "Checking the evidence against its manifest…") : null,
+        h("p", {}, t("dashboard.plate"), " ", h("strong", { id: "plate" }, plate ?? "—"), a.attributes?.plate_reason && !plate ? h("span", { class: "muted" }, ` (${a.attributes.plate_reason})`) : null),
+        files["manifest.json"] ? h("p", { id: "integrity", class: "muted" }, t("dashboard.evidence_checking")) : null,
       )
-    : h("section", { class: "evidence" }, h("h2", {}, "Evidence"), h("p", { class: "muted", id: "no-evidence" }, `Your role (${me.role}) may not see evidence.`));
+    : h("section", { class: "evidence" }, h("h2", {}, t("dashboard.evidence")), h("p", { class: "muted", id: "no-evidence" }, t("dashboard.no_evidence_role", { role: roleName(me.role) })));
   const timeline = h(
     "ol",
     { class: "timeline", id: "timeline" },
-    a.timeline.map((u) => h("li", {}, `${fmtTime(u.frame_time)} · ${u.type} · score ${u.score.toFixed(2)}`)),
+    a.timeline.map((u) => h("li", {}, t("dashboard.timeline_item", { time: fmtTime(u.frame_time), type: t(`dashboard.update_${u.type}`, {}, { fallback: u.type }), score: fmt2(u.score) }))),
   );
   const audit = a.audit.length
     ? h(
         "ol",
         { class: "audit", id: "audit" },
         a.audit.map((e) =>
-          h("li", {}, h("strong", {}, e.action.replace("_", " ")), ` by ${e.actor} · ${fmtTime(e.time)}`, e.note ? h("q", {}, e.note) : null),
+          h("li", {}, h("strong", {}, stateName(e.action)), " ", t("dashboard.audit_by", { user: e.actor, time: fmtTime(e.time) }), e.note ? h("q", {}, e.note) : null),
         ),
       )
-    : h("p", { class: "muted", id: "audit-empty" }, "Nobody has acted on this alert yet.");
+    : h("p", { class: "muted", id: "audit-empty" }, t("dashboard.audit_empty"));
   show(
-    h("p", {}, h("a", { href: "#/alerts" }, "← Live alerts")),
+    h("p", {}, h("a", { href: "#/alerts" }, t("dashboard.back_alerts"))),
     h(
       "h1",
       { class: `sev-${severity(a)}` },
       h("span", { class: "dot" }),
-      ` ${a.kind}${a.label ? " · " + a.label : ""} `,
-      h("span", { class: `pill ${a.status}`, id: "status" }, a.status.replace("_", " ")),
+      ` ${kindName(a.kind)}${a.label ? " · " + a.label : ""} `,
+      h("span", { class: `pill ${a.status}`, id: "status" }, stateName(a.status)),
     ),
     h(
       "dl",
       { class: "facts" },
       [
-        ["Camera", `${a.camera_id} (${a.site} / ${a.edge_id})`],
-        ["Zone", a.zone || "—"],
-        ["Started", fmtTime(a.start_time)],
-        ["Ended", a.end_time ? fmtTime(a.end_time) : "still active"],
-        ["Score", a.score.toFixed(2)],
-        ["Position", a.lat !== null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)}` : "—"],
-        ["Review", a.review ? `${a.review}${a.reviewer ? " by " + a.reviewer : ""}` : "—"],
+        [t("dashboard.col_camera"), `${a.camera_id} (${a.site} / ${a.edge_id})`],
+        [t("dashboard.col_zone"), a.zone || "—"],
+        [t("dashboard.col_started"), fmtTime(a.start_time)],
+        [t("dashboard.ended"), a.end_time ? fmtTime(a.end_time) : t("dashboard.still_active")],
+        [t("dashboard.col_score"), fmt2(a.score)],
+        // coordinates keep the dot and comma of GPS notation in every language
+        [t("dashboard.position"), a.lat !== null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)}` : "—"],
+        [t("dashboard.review"), a.review ? (a.reviewer ? t("dashboard.review_by", { review: stateName(a.review), user: a.reviewer }) : stateName(a.review)) : "—"],
       ].map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
     ),
-    h("div", { class: "cols" }, evidence, h("section", {}, h("h2", {}, "Actions"), actions(a, renderAlert), h("h2", {}, "Audit log"), audit)),
-    h("section", {}, h("h2", {}, "Timeline"), timeline),
+    h("div", { class: "cols" }, evidence, h("section", {}, h("h2", {}, t("dashboard.actions")), actions(a, renderAlert), h("h2", {}, t("dashboard.audit_log")), audit)),
+    h("section", {}, h("h2", {}, t("dashboard.timeline")), timeline),
     attrs.length
-      ? h("section", {}, h("h2", {}, "Details"), h("table", { class: "kv" }, attrs.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v))))))
+      ? h("section", {}, h("h2", {}, t("dashboard.details")), h("table", { class: "kv" }, attrs.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v))))))
       : null,
   );
 }
@@ -401,11 +407,11 @@ async function checkEvidence(a) {
   try {
     const ev = await api(`/api/v1/events/${encodeURIComponent(a.id)}/evidence`);
     el.textContent = ev.verified
-      ? `Evidence verified: ${ev.files.length} files match the manifest published with the alert (SHA-256).`
-      : `Evidence NOT verified: ${ev.problems.join("; ")}`;
+      ? t("dashboard.evidence_verified", { n: ev.files.length })
+      : t("dashboard.evidence_not_verified", { problems: ev.problems.join("; ") });
     el.className = ev.verified ? "ok" : "error";
   } catch (e) {
-    el.textContent = `Could not check the evidence: ${e.message}`;
+    el.textContent = t("dashboard.evidence_check_failed", { error: e.message });
   }
 }
 
@@ -417,8 +423,8 @@ async function showAlert(id) {
     checkEvidence(a);
   } catch (e) {
     show(
-      h("p", {}, h("a", { href: "#/alerts" }, "← Live alerts")),
-      errorBox(e.status === 404 ? "This alert does not exist (or your role may not see it)." : `Could not load the alert: ${e.message}`, () => showAlert(id)),
+      h("p", {}, h("a", { href: "#/alerts" }, t("dashboard.back_alerts"))),
+      errorBox(e.status === 404 ? t("dashboard.alert_not_found") : t("dashboard.alert_load_failed", { error: e.message }), () => showAlert(id)),
     );
   }
 }
@@ -436,7 +442,7 @@ async function showCameras(state = "", offset = 0) {
       if (state) q.set("state", state);
       page = await api(`/api/v1/cameras?${q}`);
     } catch (e) {
-      show(h("h1", {}, "Cameras"), errorBox(`Could not load cameras: ${e.message}`, load));
+      show(h("h1", {}, t("dashboard.nav_cameras")), errorBox(t("dashboard.cameras_load_failed", { error: e.message }), load));
       return;
     }
     if (page.total && offset >= page.total) {
@@ -455,7 +461,7 @@ async function showCameras(state = "", offset = 0) {
     const tabs = h(
       "div",
       { class: "tabs", id: "camera-tabs" },
-      [["", "all"], ["offline", "offline"], ["degraded", "degraded"], ["online", "online"]].map(([s, label]) =>
+      [["", t("dashboard.status_all")], ...["offline", "degraded", "online"].map((s) => [s, stateName(s)])].map(([s, label]) =>
         h("button", { class: s === state ? "active" : "", dataset: { state: s }, onclick: go(s, 0) }, label),
       ),
     );
@@ -464,14 +470,14 @@ async function showCameras(state = "", offset = 0) {
         ? h(
             "div",
             { class: "filters", id: "camera-pager" },
-            h("button", { class: "secondary", disabled: offset === 0, onclick: go(state, Math.max(0, offset - CAMERA_PAGE)) }, "← Previous"),
-            h("span", { class: "muted" }, `${offset + 1}–${offset + cams.length} of ${page.total}`),
-            h("button", { class: "secondary", disabled: offset + cams.length >= page.total, onclick: go(state, offset + CAMERA_PAGE) }, "Next →"),
+            h("button", { class: "secondary", disabled: offset === 0, onclick: go(state, Math.max(0, offset - CAMERA_PAGE)) }, t("dashboard.previous")),
+            h("span", { class: "muted" }, t("dashboard.range_of", { from: offset + 1, to: offset + cams.length, total: page.total })),
+            h("button", { class: "secondary", disabled: offset + cams.length >= page.total, onclick: go(state, offset + CAMERA_PAGE) }, t("dashboard.next")),
           )
         : null;
     show(
-      h("h1", {}, "Cameras"),
-      h("p", { class: "muted", id: "camera-counts" }, `${fleet} cameras · ${n.online || 0} online · ${n.degraded || 0} degraded · ${n.offline || 0} offline`),
+      h("h1", {}, t("dashboard.nav_cameras")),
+      h("p", { class: "muted", id: "camera-counts" }, t("dashboard.camera_counts", { n: fleet, online: n.online || 0, degraded: n.degraded || 0, offline: n.offline || 0 })),
       tabs,
       pager,
       cams.length
@@ -483,20 +489,20 @@ async function showCameras(state = "", offset = 0) {
                 "article",
                 { class: `cam ${c.state}`, dataset: { camera: c.camera_id } },
                 h("h3", {}, c.camera_id),
-                h("p", { class: "state" }, c.state),
+                h("p", { class: "state" }, stateName(c.state)),
                 h("p", { class: "muted" }, `${c.site} / ${c.edge_id}`),
-                h("p", {}, `Last frame ${ago(c.last_frame_time)}`),
-                h("p", {}, `${c.fps.toFixed(1)} fps · ${c.reconnects} reconnects`),
+                h("p", {}, t("dashboard.last_frame", { ago: ago(c.last_frame_time) })),
+                h("p", {}, t("dashboard.fps_reconnects", { fps: fmtNumber(c.fps, { minimumFractionDigits: 1, maximumFractionDigits: 1 }), n: c.reconnects })),
                 c.degraded_reason ? h("p", { class: "warn" }, c.degraded_reason) : null,
                 c.error ? h("p", { class: "error" }, c.error) : null,
-                can("setup") ? h("p", {}, h("a", { class: "setup-link", href: `#/setup/${encodeURIComponent(c.camera_id)}` }, "Set up")) : null,
+                can("setup") ? h("p", {}, h("a", { class: "setup-link", href: `#/setup/${encodeURIComponent(c.camera_id)}` }, t("dashboard.set_up"))) : null,
               ),
             ),
           )
         : h(
             "div",
             { class: "empty" },
-            state ? `No ${state} camera.` : "No camera has reported yet. Cameras appear when their edge worker connects.",
+            state ? t("dashboard.no_camera_in_state", { state: stateName(state) }) : t("dashboard.no_camera"),
           ),
     );
   };
@@ -509,7 +515,7 @@ async function showCameras(state = "", offset = 0) {
 async function showHotspots() {
   setNav("hotspots");
   if (!can("internal")) {
-    show(h("h1", {}, "Flood hotspots"), h("p", { class: "muted", id: "no-hotspots" }, `Your role (${me.role}) cannot see the internal hotspot data; the public page is `, h("a", { href: "/hotspots" }, "/hotspots"), "."));
+    show(h("h1", {}, t("dashboard.nav_hotspots")), h("p", { class: "muted", id: "no-hotspots" }, t("dashboard.no_hotspots_role", { role: roleName(me.role) }), " ", h("a", { href: "/hotspots" }, "/hotspots"), "."));
     return;
   }
   const load = async () => {
@@ -517,17 +523,17 @@ async function showHotspots() {
     try {
       spots = await api("/api/v1/hotspots/internal");
     } catch (e) {
-      show(h("h1", {}, "Flood hotspots"), errorBox(`Could not load hotspots: ${e.message}`, load));
+      show(h("h1", {}, t("dashboard.nav_hotspots")), errorBox(t("dashboard.hotspots_load_failed", { error: e.message }), load));
       return;
     }
     show(
-      h("h1", {}, "Flood hotspots"),
-      h("p", { class: "muted" }, "What citizens see on ", h("a", { href: "/hotspots" }, "/hotspots"), ", plus the camera, edge and raw reading."),
+      h("h1", {}, t("dashboard.nav_hotspots")),
+      h("p", { class: "muted" }, t("dashboard.hotspots_intro_1"), " ", h("a", { href: "/hotspots" }, "/hotspots"), t("dashboard.hotspots_intro_2")),
       spots.length
         ? h(
             "table",
             { class: "alerts", id: "hotspot-table" },
-            h("thead", {}, h("tr", {}, ["Hotspot", "State", "Level", "Trend", "Next level", "Camera", "Edge", "Last reading", "Reason"].map((t) => h("th", {}, t)))),
+            h("thead", {}, h("tr", {}, ["hotspot", "state", "level", "trend", "next_level", "camera", "edge", "last_reading", "reason"].map((c) => h("th", {}, t(`dashboard.hs_${c}`))))),
             h(
               "tbody",
               {},
@@ -536,19 +542,19 @@ async function showHotspots() {
                   "tr",
                   { class: `sev-${p.severity >= 4 ? "urgent" : p.severity >= 2 ? "high" : "info"}` },
                   h("td", {}, h("strong", {}, p.name), h("br"), h("small", { class: "muted" }, p.id)),
-                  h("td", {}, p.state),
-                  h("td", {}, p.level_cm === null || p.level_cm === undefined ? "—" : `${p.level_cm} cm`),
-                  h("td", {}, p.trend || "—"),
-                  h("td", {}, p.next_level ? `${p.next_level}${p.eta_s ? " in " + Math.round(p.eta_s / 60) + " min" : ""}` : "—"),
+                  h("td", {}, stateName(p.state)),
+                  h("td", {}, p.level_cm === null || p.level_cm === undefined ? "—" : t("common.unit_cm", { v: p.level_cm })),
+                  h("td", {}, p.trend ? stateName(p.trend) : "—"),
+                  h("td", {}, p.next_level ? (p.eta_s ? t("dashboard.next_level_in", { level: p.next_level, n: Math.round(p.eta_s / 60) }) : p.next_level) : "—"),
                   h("td", {}, p.camera_id || "—"),
                   h("td", {}, p.edge_id || "—"),
                   h("td", { title: p.received_at || "" }, ago(p.updated_at)),
-                  h("td", {}, p.reason || ""),
+                  h("td", {}, p.reason ? t(`dashboard.reason_${p.reason}`, {}, { fallback: p.reason }) : ""),
                 ),
               ),
             ),
           )
-        : h("div", { class: "empty" }, "No hotspots are configured on this hub (hotspots_file)."),
+        : h("div", { class: "empty" }, t("dashboard.no_hotspots")),
     );
   };
   await load();
@@ -575,7 +581,8 @@ const chosen = { key: null, name: null, hours: 6 }; // kept across refreshes
 const readingKey = (r) => [r.site, r.edge_id, r.camera_id, r.analytic].join("/");
 function fmtValue(v, unit) {
   if (v === null || v === undefined) return "—";
-  const text = Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 2 : 1);
+  const digits = Number.isInteger(v) ? 0 : Math.abs(v) < 10 ? 2 : 1;
+  const text = fmtNumber(v, { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });
   return unit ? `${text} ${unit}` : text;
 }
 
@@ -586,7 +593,7 @@ function chart(series, hours) {
   const pts = series.points.filter((p) => p.time).map((p) => ({ t: new Date(p.time).getTime(), v: p.value }));
   const vals = pts.map((p) => p.v).filter((v) => v !== null);
   if (!vals.length) {
-    return h("div", { class: "empty", id: "chart-empty" }, `No ${series.name} reading in the last ${hours} h.`);
+    return h("div", { class: "empty", id: "chart-empty" }, t("dashboard.chart_empty", { name: series.name, n: hours }));
   }
   let lo = Math.min(0, ...vals);
   let hi = Math.max(...vals);
@@ -604,16 +611,16 @@ function chart(series, hours) {
     pen = true;
   }
   const unit = series.unit ? ` ${series.unit}` : "";
-  const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const clock = (ms) => fmtClock(ms);
   return svg(
     "svg",
-    { class: "chart", id: "reading-svg", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${series.name} over the last ${hours} hours`, "data-points": vals.length },
+    { class: "chart", id: "reading-svg", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": t("dashboard.chart_label", { name: series.name, n: hours }), "data-points": vals.length },
     [lo, (lo + hi) / 2, hi].map((v) => [
       svg("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }),
       svg("text", { class: "axis", x: L - 6, y: y(v) + 4, "text-anchor": "end" }, fmtValue(Math.round(v * 100) / 100)),
     ]),
     svg("text", { class: "axis", x: L, y: H - 8 }, clock(t0)),
-    svg("text", { class: "axis", x: W - R, y: H - 8, "text-anchor": "end" }, "now"),
+    svg("text", { class: "axis", x: W - R, y: H - 8, "text-anchor": "end" }, t("dashboard.now")),
     unit ? svg("text", { class: "axis", x: L + 6, y: T + 12 }, unit.trim()) : null,
     svg("path", { class: "line", d }),
     vals.length <= 120 ? pts.filter((p) => p.v !== null).map((p) => svg("circle", { class: "pt", cx: x(p.t), cy: y(p.v), r: 2.5 }, svg("title", {}, `${fmtTime(new Date(p.t).toISOString())}: ${fmtValue(p.v, series.unit)}`))) : null,
@@ -622,18 +629,18 @@ function chart(series, hours) {
 
 async function showReadings() {
   setNav("readings");
-  const title = h("h1", {}, "Readings");
+  const title = h("h1", {}, t("dashboard.nav_readings"));
   const load = async () => {
     let latest;
     try {
       latest = await api("/api/v1/readings/latest");
     } catch (e) {
-      if (currentRoute().name === "readings") show(title, errorBox(`Could not load readings: ${e.message}`, load));
+      if (currentRoute().name === "readings") show(title, errorBox(t("dashboard.readings_load_failed", { error: e.message }), load));
       return;
     }
     if (!latest.length) {
       if (currentRoute().name === "readings") {
-        show(title, h("div", { class: "empty", id: "readings-empty" }, "No analytic has sent a reading yet. Counts, occupancy and levels appear here as edges publish them."));
+        show(title, h("div", { class: "empty", id: "readings-empty" }, t("dashboard.readings_empty")));
       }
       return;
     }
@@ -666,7 +673,7 @@ async function showReadings() {
     const table = h(
       "table",
       { class: "alerts", id: "readings-table" },
-      h("thead", {}, h("tr", {}, ["Camera", "Analytic", "State", "Values", "Time"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["camera", "analytic", "state", "values", "time"].map((c) => h("th", {}, t(`dashboard.rd_${c}`))))),
       h(
         "tbody",
         {},
@@ -683,38 +690,38 @@ async function showReadings() {
             },
             h("td", {}, h("strong", {}, r.camera_id), h("br"), h("small", { class: "muted" }, `${r.site} / ${r.edge_id}`)),
             h("td", {}, r.analytic, h("br"), h("small", { class: "muted" }, r.analytic_type)),
-            h("td", {}, r.state ? h("span", { class: "pill" }, r.state) : "—"),
+            h("td", {}, r.state ? h("span", { class: "pill" }, stateName(r.state)) : "—"),
             h(
               "td",
               { class: "values" },
               entries.slice(0, 8).map(([k, v]) => h("span", { class: "value" }, `${k}: ${fmtValue(v, r.units[k])}`)),
-              entries.length > 8 ? h("span", { class: "muted" }, `+${entries.length - 8} more`) : null,
+              entries.length > 8 ? h("span", { class: "muted" }, t("dashboard.n_more", { n: entries.length - 8 })) : null,
             ),
-            h("td", { title: r.time }, ago(r.time), r.stale ? h("span", { class: "warn" }, " · stale") : null),
+            h("td", { title: r.time }, ago(r.time), r.stale ? h("span", { class: "warn" }, ` · ${t("dashboard.reason_stale")}`) : null),
           );
         }),
       ),
     );
     const nameSelect = h(
       "select",
-      { id: "reading-name", "aria-label": "Value", onchange: (ev) => ((chosen.name = ev.target.value), load()) },
+      { id: "reading-name", "aria-label": t("dashboard.value"), onchange: (ev) => ((chosen.name = ev.target.value), load()) },
       names.map((n) => h("option", { value: n, selected: n === chosen.name }, n)),
     );
     const hoursSelect = h(
       "select",
-      { id: "reading-hours", "aria-label": "Period", onchange: (ev) => ((chosen.hours = Number(ev.target.value)), load()) },
-      [1, 6, 24].map((n) => h("option", { value: n, selected: n === chosen.hours }, `last ${n} h`)),
+      { id: "reading-hours", "aria-label": t("dashboard.period"), onchange: (ev) => ((chosen.hours = Number(ev.target.value)), load()) },
+      [1, 6, 24].map((n) => h("option", { value: n, selected: n === chosen.hours }, t("dashboard.last_n_h", { n }))),
     );
     show(
       title,
-      h("p", { class: "muted" }, "The latest reading of every camera's analytics; choose one to chart a value. Refreshed every 30 s."),
+      h("p", { class: "muted" }, t("dashboard.readings_intro")),
       table,
       h(
         "section",
         { id: "reading-chart" },
         h("h2", {}, `${sel.camera_id} · ${sel.analytic}`),
-        h("div", { class: "filters" }, h("label", {}, "Value ", nameSelect), h("label", {}, "Period ", hoursSelect)),
-        problem ? errorBox(`Could not load the series: ${problem}`, load) : series ? chart(series, chosen.hours) : h("p", { class: "muted" }, "This reading carries no values."),
+        h("div", { class: "filters" }, h("label", {}, `${t("dashboard.value")} `, nameSelect), h("label", {}, `${t("dashboard.period")} `, hoursSelect)),
+        problem ? errorBox(t("dashboard.series_load_failed", { error: problem }), load) : series ? chart(series, chosen.hours) : h("p", { class: "muted" }, t("dashboard.no_values")),
       ),
     );
   };
@@ -727,26 +734,26 @@ async function showReadings() {
 async function showReview(state = "pending") {
   setNav("review");
   if (!can("review")) {
-    show(h("h1", {}, "Traffic review"), h("p", { class: "muted", id: "no-review" }, `Your role (${me.role}) cannot review violations.`));
+    show(h("h1", {}, t("dashboard.nav_review")), h("p", { class: "muted", id: "no-review" }, t("dashboard.no_review_role", { role: roleName(me.role) })));
     return;
   }
   const tabs = h(
     "div",
     { class: "tabs" },
     ["pending", "confirmed", "rejected"].map((s) =>
-      h("button", { class: s === state ? "active" : "", onclick: () => showReview(s) }, s),
+      h("button", { class: s === state ? "active" : "", dataset: { state: s }, onclick: () => showReview(s) }, stateName(s)),
     ),
   );
-  show(h("h1", {}, "Traffic review"), tabs, h("p", { class: "muted" }, "Loading…"));
+  show(h("h1", {}, t("dashboard.nav_review")), tabs, h("p", { class: "muted" }, t("common.loading")));
   let page;
   try {
     page = await api(`/api/v1/reviews?state=${state}&limit=100`);
   } catch (e) {
-    show(h("h1", {}, "Traffic review"), tabs, errorBox(`Could not load the queue: ${e.message}`, () => showReview(state)));
+    show(h("h1", {}, t("dashboard.nav_review")), tabs, errorBox(t("dashboard.queue_load_failed", { error: e.message }), () => showReview(state)));
     return;
   }
   const item = (a) => {
-    const reason = h("input", { placeholder: "Reason (required to reject)", "aria-label": "reason" });
+    const reason = h("input", { placeholder: t("dashboard.reject_reason"), "aria-label": t("dashboard.hs_reason") });
     const msg = h("p", { class: "error", role: "alert", hidden: true });
     const decide = (decision) => async (ev) => {
       ev.target.disabled = true;
@@ -754,7 +761,7 @@ async function showReview(state = "pending") {
       try {
         await api(`/api/v1/reviews/${a.id}`, { method: "POST", body: { decision, reason: reason.value.trim() || null } });
         card.classList.add("done");
-        card.replaceChildren(h("p", {}, `${a.kind} at ${a.camera_id}: ${decision}.`));
+        card.replaceChildren(h("p", {}, t("dashboard.decided", { kind: kindName(a.kind), camera: a.camera_id, decision: stateName(decision) })));
       } catch (e) {
         msg.textContent = e.message;
         msg.hidden = false;
@@ -764,26 +771,26 @@ async function showReview(state = "pending") {
     const card = h(
       "article",
       { class: "review", dataset: { id: a.id } },
-      a.snapshot_url ? h("img", { src: a.snapshot_url, alt: "violation snapshot" }) : h("div", { class: "noimg" }, "no snapshot"),
+      a.snapshot_url ? h("img", { src: a.snapshot_url, alt: t("dashboard.violation_snapshot") }) : h("div", { class: "noimg" }, t("dashboard.no_snapshot_short")),
       h(
         "div",
         {},
-        h("h3", {}, h("a", { href: `#/alert/${a.id}` }, a.kind), ` · ${a.camera_id}`),
+        h("h3", {}, h("a", { href: `#/alert/${a.id}` }, kindName(a.kind)), ` · ${a.camera_id}`),
         h("p", {}, fmtTime(a.start_time), a.label ? ` · ${a.label}` : ""),
-        h("p", {}, "Plate: ", h("strong", {}, a.attributes?.plate ?? "—"), a.attributes?.speed_kmh ? ` · ${a.attributes.speed_kmh} km/h` : ""),
+        h("p", {}, t("dashboard.plate"), " ", h("strong", {}, a.attributes?.plate ?? "—"), a.attributes?.speed_kmh ? ` · ${t("common.unit_kmh", { v: a.attributes.speed_kmh })}` : ""),
         state === "pending"
-          ? h("div", { class: "actions" }, reason, h("button", { onclick: decide("confirmed") }, "Confirm"), h("button", { class: "secondary", onclick: decide("rejected") }, "Reject"), msg)
-          : h("p", { class: "muted" }, `${a.review} by ${a.reviewer}${a.review_reason ? ": " + a.review_reason : ""}`),
+          ? h("div", { class: "actions" }, reason, h("button", { onclick: decide("confirmed") }, t("dashboard.confirm")), h("button", { class: "secondary", onclick: decide("rejected") }, t("dashboard.reject")), msg)
+          : h("p", { class: "muted" }, t("dashboard.review_by", { review: stateName(a.review), user: a.reviewer }), a.review_reason ? `: ${a.review_reason}` : ""),
       ),
     );
     return card;
   };
   show(
-    h("h1", {}, "Traffic review"),
+    h("h1", {}, t("dashboard.nav_review")),
     tabs,
     page.items.length
       ? h("div", { class: "queue", id: "review-queue" }, page.items.map(item))
-      : h("div", { class: "empty", id: "review-empty" }, state === "pending" ? "The queue is empty: every violation has been reviewed." : `No ${state} violations.`),
+      : h("div", { class: "empty", id: "review-empty" }, state === "pending" ? t("dashboard.queue_empty") : t("dashboard.no_violations_in_state", { state: stateName(state) })),
   );
 }
 
@@ -802,28 +809,50 @@ async function route() {
   if (r.name === "cameras") return showCameras();
   if (r.name === "hotspots") return showHotspots();
   if (r.name === "readings") return showReadings();
+  if (r.name === "map") return showMap({ h, api, show, setNav, can, me, fmtTime, errorBox });
   if (r.name === "review") return showReview();
   if (r.name === "watchlist") {
-    return showWatchlist({ h, api, show, setNav, can, me, fmtTime, errorBox });
+    return showWatchlist({ h, api, show, setNav, can, me, fmtTime, errorBox, t, roleName });
   }
   if (r.name === "setup" && r.id) {
-    return showSetup({ h, api, show, setNav, can, me, fmtTime, errorBox }, r.id);
+    return showSetup({ h, api, show, setNav, can, me, fmtTime, errorBox, t, roleName }, r.id);
   }
   return showAlerts();
 }
 
+// The catalogue sections the dashboard's pages use (one request; the public page loads less).
+const SECTIONS = ["common", "dashboard", "states", "kinds", "watchlist", "setup"];
+
+function drawWho() {
+  if (me) document.getElementById("who").textContent = t("dashboard.who", { user: me.username, role: roleName(me.role) });
+}
+
 async function main() {
+  try {
+    await ready(SECTIONS);
+  } catch (e) {
+    // without texts every label would be a ⟦key⟧ mark: say so plainly, in both languages
+    view.replaceChildren(
+      h("div", { class: "error-state", role: "alert" }, h("p", {}, `Không tải được nội dung / Could not load the texts: ${e.message}`), h("button", { onclick: main }, "Thử lại / Retry")),
+    );
+    return;
+  }
+  applyI18n(document);
+  const header = document.querySelector("header.top");
+  if (!header.querySelector(".lang-switch")) header.insertBefore(langSwitcher(), document.getElementById("logout"));
   try {
     me = await api("/api/v1/auth/me");
   } catch (e) {
-    if (e.message !== "signed out") show(errorBox(`The hub cannot be reached: ${e.message}`, main));
+    if (e.message !== "signed out") show(errorBox(t("dashboard.hub_unreachable", { error: e.message }), main));
     return;
   }
-  document.getElementById("who").textContent = `${me.username} (${me.role})`;
+  drawWho();
   if (!can("review")) document.querySelector("[data-nav=review]").hidden = true;
   if (!can("review")) document.querySelector("[data-nav=watchlist]").hidden = true;
   if (!can("internal")) document.querySelector("[data-nav=hotspots]").hidden = true;
   document.getElementById("logout").addEventListener("click", async () => {
+    // the stream first: its "ended" event would navigate to /login too, aborting this one
+    if (stream) stream.close();
     await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
     location.assign("/login");
   });
@@ -836,10 +865,15 @@ async function main() {
   try {
     await loadAlerts();
   } catch (e) {
-    show(errorBox(`Could not load alerts: ${e.message}`, main));
+    show(errorBox(t("dashboard.alerts_load_failed", { error: e.message }), main));
     return;
   }
   window.addEventListener("hashchange", route);
+  // another language chosen: the static texts are refilled by i18n.js; draw the page again
+  window.addEventListener("langchange", () => {
+    drawWho();
+    route();
+  });
   await route();
   document.body.dataset.ready = "1";
 }

@@ -14,6 +14,12 @@
 // fmtTime, errorBox). Text from the API is only ever set as textContent; styles are app.css
 // classes, SVG presentation attributes or element.style properties (the hub's CSP forbids
 // inline styles and scripts).
+//
+// Its texts come from the catalogue's "setup.*" keys (i18n.js, imported as `tr`: `t` is a
+// common local name in this file). What the analytics' manifests declare (labels of zones
+// and lines, summaries, field names) and what the operators typed is shown as it is.
+
+import { t as tr, fmtNumber } from "/i18n/i18n.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
 const VW = 1000; // viewBox width; the height follows the frame's aspect ratio
@@ -22,14 +28,10 @@ const UNDO_MAX = 300;
 const POLL_MS = 1500;
 const POLL_FOR_MS = 120000;
 const PALETTE = ["#ffb020", "#36cfc9", "#ff5cd1", "#95de64", "#69b1ff", "#ff7a45", "#b37feb", "#fff566"];
-const KIND_HELP = {
-  polygon: "Click to add points; close it with a double-click, Enter or by clicking its first point.",
-  line: "Click its two ends (a gauge: the top, then the bottom).",
-  segment: "Click its two ends.",
-  box: "Click two opposite corners.",
-  point: "Click to place it (click again to move it).",
-  vector: "Click where it points to, from the start of the arrow; or drag the arrow's head.",
-};
+// how to draw each kind of geometry: the catalogue's setup.help_<kind>
+const KIND_HELP = (kind) => tr(`setup.help_${kind}`, {}, { fallback: "" });
+// centimetres as the language writes them (vi: "60,5 cm")
+const cm = (v) => tr("setup.cm", { v: fmtNumber(v, { maximumFractionDigits: 1, useGrouping: false }) });
 
 const r4 = (v) => Math.round(v * 1e4) / 1e4;
 const clamp01 = (v) => Math.min(1, Math.max(0, v));
@@ -191,8 +193,8 @@ function deleteAt(root, path) {
 function itemName(item, n) {
   if (item && typeof item === "object" && !Array.isArray(item)) {
     if (item.name || item.type) return item.name || item.type;
-    if (typeof item.level_cm === "number") return `${item.level_cm} cm`; // a gauge's mark
-    if (typeof item.depth_cm === "number") return `${item.depth_cm} cm deep`;
+    if (typeof item.level_cm === "number") return cm(item.level_cm); // a gauge's mark
+    if (typeof item.depth_cm === "number") return tr("setup.cm_deep", { v: cm(item.depth_cm) });
   }
   return `#${n + 1}`;
 }
@@ -332,20 +334,20 @@ function cleanPath(value, rest) {
 // -- the page ------------------------------------------------------------------------------
 
 export async function showSetup(ui, cameraId) {
-  const { h, api, show, setNav, can, me, fmtTime, errorBox } = ui;
+  const { h, api, show, setNav, can, me, fmtTime, errorBox, roleName } = ui;
   setNav("cameras");
-  const back = h("p", {}, h("a", { href: "#/cameras" }, "← Cameras"));
-  const title = h("h1", {}, `Set up ${cameraId ?? ""}`);
+  const back = h("p", {}, h("a", { href: "#/cameras" }, tr("setup.back")));
+  const title = h("h1", {}, tr("setup.title", { camera: cameraId ?? "" }));
   if (!cameraId) {
-    show(back, title, errorBox("No camera given.", null));
+    show(back, title, errorBox(tr("setup.no_camera_given"), null));
     return;
   }
   if (!can("setup")) {
-    show(back, title, h("p", { class: "muted", id: "no-setup" }, `Your role (${me.role}) cannot set up cameras.`));
+    show(back, title, h("p", { class: "muted", id: "no-setup" }, tr("setup.no_role", { role: roleName(me.role) })));
     return;
   }
   const enc = encodeURIComponent(cameraId);
-  show(back, title, h("p", { class: "muted" }, "Loading…"));
+  show(back, title, h("p", { class: "muted" }, tr("common.loading")));
 
   let doc = null;
   let registry;
@@ -358,7 +360,7 @@ export async function showSetup(ui, cameraId) {
       api("/api/v1/analytics"),
     ]);
   } catch (e) {
-    show(back, title, errorBox(`Could not load the camera's configuration: ${e.message}`, () => showSetup(ui, cameraId)));
+    show(back, title, errorBox(tr("setup.load_failed", { error: e.message }), () => showSetup(ui, cameraId)));
     return;
   }
   if (!doc) {
@@ -371,7 +373,7 @@ export async function showSetup(ui, cameraId) {
       /* shown below */
     }
     if (!cam) {
-      show(back, title, errorBox("The hub does not know this camera.", null));
+      show(back, title, errorBox(tr("setup.unknown_camera"), null));
       return;
     }
     doc = { camera_id: cameraId, site: cam.site, edge_id: cam.edge_id, version: null, config_version: null, running: null, config: { id: cameraId, url: "", analytics: [] }, fresh: true };
@@ -390,7 +392,7 @@ export async function showSetup(ui, cameraId) {
     drag: null,
     undo: [],
     errors: [],
-    frame: { url: null, note: "Loading the latest frame…" },
+    frame: { url: null, note: tr("setup.frame_loading") },
     preview: null,
     version: doc.version,
     configVersion: doc.config_version,
@@ -783,7 +785,7 @@ export async function showSetup(ui, cameraId) {
 
   function removeAnalytic() {
     const a = analytic();
-    if (!a || !confirm(`Remove the analytic ${nameOf(a)} from this camera?`)) return;
+    if (!a || !confirm(tr("setup.confirm_remove_analytic", { name: nameOf(a) }))) return;
     pushUndo();
     st.cfg.analytics.splice(st.ai, 1);
     st.errors = [];
@@ -793,7 +795,7 @@ export async function showSetup(ui, cameraId) {
 
   // -- pointer, mouse, finger and keys --
 
-  const svg = s("svg", { id: "setup-canvas", tabindex: 0, role: "application", "aria-label": `the latest frame of ${cameraId} with its analytics' geometry` });
+  const svg = s("svg", { id: "setup-canvas", tabindex: 0, role: "application", "aria-label": tr("setup.canvas_label", { camera: cameraId }) });
   svg.setAttribute("viewBox", `0 0 ${VW} ${VH()}`);
   const frac = (ev) => {
     const r = svg.getBoundingClientRect();
@@ -999,8 +1001,8 @@ export async function showSetup(ui, cameraId) {
 
   function pointLabel(a, inst) {
     const item = getAt(a, inst.path.slice(0, -1));
-    if (item && typeof item.level_cm === "number") return `${item.level_cm} cm`;
-    if (item && typeof item.depth_cm === "number") return `${item.depth_cm} cm deep`;
+    if (item && typeof item.level_cm === "number") return cm(item.level_cm);
+    if (item && typeof item.depth_cm === "number") return tr("setup.cm_deep", { v: cm(item.depth_cm) });
     if (item && item.colour) return item.colour;
     return inst.names[inst.names.length - 1] || inst.g.label;
   }
@@ -1063,8 +1065,8 @@ export async function showSetup(ui, cameraId) {
     } else if ((inst.kind === "line" || inst.kind === "segment") && P.length === 2) {
       g.append(s("line", { class: "geom", x1: X(P[0]), y1: Y(P[0]), x2: X(P[1]), y2: Y(P[1]), stroke: col }));
       if (a.type === "flood") {
-        g.append(s("text", { class: "end", x: X(P[0]) + 10 * k, y: Y(P[0]), "font-size": 11 * k }, "top"));
-        g.append(s("text", { class: "end", x: X(P[1]) + 10 * k, y: Y(P[1]), "font-size": 11 * k }, "bottom"));
+        g.append(s("text", { class: "end", x: X(P[0]) + 10 * k, y: Y(P[0]), "font-size": 11 * k }, tr("setup.gauge_top")));
+        g.append(s("text", { class: "end", x: X(P[1]) + 10 * k, y: Y(P[1]), "font-size": 11 * k }, tr("setup.gauge_bottom")));
       }
     } else if (inst.kind === "box" && P.length === 2) {
       const [p, q] = P;
@@ -1151,14 +1153,14 @@ export async function showSetup(ui, cameraId) {
       const g = s("g", { class: `det${c && c !== "mask" ? " hit" : ""}${c === "mask" ? " masked" : ""}` });
       g.append(
         s("rect", { class: "box", x: r4(x1 * VW), y: r4(y1 * VH()), width: r4((x2 - x1) * VW), height: r4((y2 - y1) * VH()), stroke }),
-        s("text", { class: "det-lbl", x: r4(x1 * VW + (y1 * VH() < 14 * k ? 4 * k : 0)), y: r4(y1 * VH() < 14 * k ? y1 * VH() + 14 * k : y1 * VH() - 4 * k), "font-size": 11 * k }, `${d.label} ${Number(d.score).toFixed(2)}`),
+        s("text", { class: "det-lbl", x: r4(x1 * VW + (y1 * VH() < 14 * k ? 4 * k : 0)), y: r4(y1 * VH() < 14 * k ? y1 * VH() + 14 * k : y1 * VH() - 4 * k), "font-size": 11 * k }, `${d.label} ${fmtNumber(Number(d.score), { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`),
       );
       if (c && c !== "mask") g.append(s("circle", { class: "anchor", cx: r4(((x1 + x2) / 2) * VW), cy: r4(y2 * VH()), r: 3.5 * k, fill: c }));
       return g;
     });
     const water = waters.map((w) => {
       const col = colour(w.ai);
-      const text = typeof w.level === "number" ? `water ${w.level.toFixed(0)} cm` : `level unknown${w.reading.confidence !== undefined ? "" : ""}`;
+      const text = typeof w.level === "number" ? tr("setup.water", { level: tr("setup.cm", { v: fmtNumber(w.level, { maximumFractionDigits: 0, useGrouping: false }) }) }) : tr("setup.level_unknown");
       if (w.at) {
         const [cx, cy] = [w.at[0] * VW, w.at[1] * VH()];
         const [nx, ny] = [-w.dir[1], w.dir[0]];
@@ -1180,34 +1182,34 @@ export async function showSetup(ui, cameraId) {
 
   // -- the side panel (built once; filled on every render) --
 
-  const selAnalytic = h("select", { id: "setup-analytic", "aria-label": "analytic", onchange: (ev) => (selectAnalytic(Number(ev.target.value)), render()) });
-  const selField = h("select", { id: "setup-field", "aria-label": "geometry field", onchange: (ev) => (select(st.ai, ev.target.value), render()) });
-  const addType = h("select", { id: "setup-add-type", "aria-label": "analytic type to add" }, [...plugins.values()].map((p) => h("option", { value: p.type, title: p.summary || "" }, p.type)));
-  const btnAddAnalytic = h("button", { id: "setup-add-analytic", class: "secondary", onclick: () => addAnalytic(addType.value) }, "Add analytic");
-  const btnRemoveAnalytic = h("button", { id: "setup-remove-analytic", class: "secondary", title: "Remove this analytic from the camera", onclick: removeAnalytic }, "Remove");
+  const selAnalytic = h("select", { id: "setup-analytic", "aria-label": tr("setup.analytic_label"), onchange: (ev) => (selectAnalytic(Number(ev.target.value)), render()) });
+  const selField = h("select", { id: "setup-field", "aria-label": tr("setup.field_label"), onchange: (ev) => (select(st.ai, ev.target.value), render()) });
+  const addType = h("select", { id: "setup-add-type", "aria-label": tr("setup.add_type_label") }, [...plugins.values()].map((p) => h("option", { value: p.type, title: p.summary || "" }, p.type)));
+  const btnAddAnalytic = h("button", { id: "setup-add-analytic", class: "secondary", onclick: () => addAnalytic(addType.value) }, tr("setup.add_analytic"));
+  const btnRemoveAnalytic = h("button", { id: "setup-remove-analytic", class: "secondary", title: tr("setup.remove_analytic_title"), onclick: removeAnalytic }, tr("setup.remove"));
   const summary = h("p", { class: "muted small", id: "setup-summary" });
   const items = h("div", { class: "setup-items", id: "setup-items" });
   const props = h("div", { class: "setup-props", id: "setup-props" });
-  const btnUndo = h("button", { id: "setup-undo", class: "secondary", title: "Undo (Ctrl+Z)", onclick: undo }, "Undo");
-  const btnDelete = h("button", { id: "setup-delete", class: "secondary", title: "Delete the selected point (Delete, or right-click it)", onclick: () => st.pt !== null && deletePoint(st.ai, st.key, st.pt) }, "Delete point");
-  const btnFinish = h("button", { id: "setup-finish", class: "secondary", title: "Close the shape (Enter, double-click)", onclick: finish }, "Finish shape");
-  const btnRedraw = h("button", { id: "setup-redraw", class: "secondary", onclick: redraw }, "Redraw");
-  const btnRemoveField = h("button", { id: "setup-remove-field", class: "secondary", onclick: removeField }, "Remove");
-  const btnFlip = h("button", { id: "setup-flip", class: "secondary", onclick: flip }, "Flip");
-  const btnDeleteItem = h("button", { id: "setup-delete-item", class: "secondary", onclick: deleteItem }, "Delete item");
-  const btnRefresh = h("button", { id: "setup-refresh", class: "secondary", title: "Load the latest frame and detections again", onclick: () => loadFrame() }, "Refresh frame");
+  const btnUndo = h("button", { id: "setup-undo", class: "secondary", title: tr("setup.undo_title"), onclick: undo }, tr("setup.undo"));
+  const btnDelete = h("button", { id: "setup-delete", class: "secondary", title: tr("setup.delete_point_title"), onclick: () => st.pt !== null && deletePoint(st.ai, st.key, st.pt) }, tr("setup.delete_point"));
+  const btnFinish = h("button", { id: "setup-finish", class: "secondary", title: tr("setup.finish_title"), onclick: finish }, tr("setup.finish"));
+  const btnRedraw = h("button", { id: "setup-redraw", class: "secondary", onclick: redraw }, tr("setup.redraw"));
+  const btnRemoveField = h("button", { id: "setup-remove-field", class: "secondary", onclick: removeField }, tr("setup.remove"));
+  const btnFlip = h("button", { id: "setup-flip", class: "secondary", onclick: flip }, tr("setup.flip"));
+  const btnDeleteItem = h("button", { id: "setup-delete-item", class: "secondary", onclick: deleteItem }, tr("setup.delete_item_plain"));
+  const btnRefresh = h("button", { id: "setup-refresh", class: "secondary", title: tr("setup.refresh_title"), onclick: () => loadFrame() }, tr("setup.refresh"));
   const hint = h("p", { class: "muted small", id: "setup-hint" });
   const frameInfo = h("p", { class: "muted small", id: "setup-frame-info" });
   const sees = h("div", { id: "setup-sees" });
   const errorsList = h("ul", { id: "setup-errors", class: "setup-errors" });
-  const comment = h("input", { id: "setup-comment", placeholder: "What changed (for the history)", "aria-label": "comment", maxlength: 500 });
-  const btnSave = h("button", { id: "setup-save", onclick: () => save() }, "Save and send to the edge");
+  const comment = h("input", { id: "setup-comment", placeholder: tr("setup.comment_placeholder"), "aria-label": tr("setup.comment_label"), maxlength: 500 });
+  const btnSave = h("button", { id: "setup-save", onclick: () => save() }, tr("setup.save"));
   const status = h("p", { id: "setup-status", role: "status", class: "muted" });
   const jsonView = h("pre", { id: "setup-json", class: "setup-json" });
-  const advScope = h("select", { id: "setup-advanced-scope", "aria-label": "what to edit", onchange: () => ((st.advDirty = false), renderAdvanced(true)) });
-  const advText = h("textarea", { id: "setup-advanced", rows: 14, spellcheck: "false", "aria-label": "advanced settings (JSON)" });
+  const advScope = h("select", { id: "setup-advanced-scope", "aria-label": tr("setup.adv_scope_label"), onchange: () => ((st.advDirty = false), renderAdvanced(true)) });
+  const advText = h("textarea", { id: "setup-advanced", rows: 14, spellcheck: "false", "aria-label": tr("setup.adv_text_label") });
   const advError = h("p", { id: "setup-json-error", class: "error", role: "alert", hidden: true });
-  const btnApply = h("button", { id: "setup-apply", class: "secondary", onclick: () => applyAdvanced() }, "Apply");
+  const btnApply = h("button", { id: "setup-apply", class: "secondary", onclick: () => applyAdvanced() }, tr("setup.apply"));
   const version = h("p", { class: "muted", id: "setup-version" });
 
   // The advanced text: the chosen analytic's (or the camera's) settings without geometry,
@@ -1258,8 +1260,8 @@ export async function showSetup(ui, cameraId) {
     const want = ["camera", ...st.cfg.analytics.map((_, i) => String(i))];
     const keep = want.includes(advScope.value) ? advScope.value : st.cfg.analytics.length ? String(st.ai) : "camera";
     advScope.replaceChildren(
-      h("option", { value: "camera" }, "camera (URL, position, decoding)"),
-      ...st.cfg.analytics.map((a, i) => h("option", { value: String(i) }, `analytic ${nameOf(a)} (${typeOf(a)})`)),
+      h("option", { value: "camera" }, tr("setup.adv_camera")),
+      ...st.cfg.analytics.map((a, i) => h("option", { value: String(i) }, tr("setup.adv_analytic", { name: nameOf(a), type: typeOf(a) }))),
     );
     advScope.value = keep;
     if (force || (!st.advDirty && document.activeElement !== advText)) {
@@ -1270,13 +1272,13 @@ export async function showSetup(ui, cameraId) {
   function parseAdvanced() {
     try {
       const v = JSON.parse(advText.value);
-      if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("it must be a JSON object { … }");
+      if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error(tr("setup.json_object"));
       advError.hidden = true;
       return v;
     } catch (e) {
       const m = /position (\d+)/.exec(e.message);
       const line = m ? advText.value.slice(0, Number(m[1])).split("\n").length : null;
-      advError.textContent = `Not valid JSON${line ? ` (line ${line})` : ""}: ${e.message}`;
+      advError.textContent = line ? tr("setup.bad_json_line", { line, error: e.message }) : tr("setup.bad_json", { error: e.message });
       advError.hidden = false;
       return null;
     }
@@ -1297,7 +1299,7 @@ export async function showSetup(ui, cameraId) {
       if (!v.type) v.type = typeOf(old);
       st.cfg.analytics[ai] = mergeGeometry(v, old);
       if (!plugins.has(typeOf(v))) {
-        advError.textContent = `Unknown analytic type ${JSON.stringify(v.type)}; known: ${[...plugins.keys()].join(", ")}`;
+        advError.textContent = tr("setup.unknown_type", { type: JSON.stringify(v.type), known: [...plugins.keys()].join(", ") });
         advError.hidden = false;
       }
     }
@@ -1341,7 +1343,7 @@ export async function showSetup(ui, cameraId) {
       input = h("input", {
         id,
         value: Array.isArray(value) ? value.join(", ") : "",
-        placeholder: "comma-separated",
+        placeholder: tr("setup.comma_separated"),
         onchange: (ev) => set(ev.target.value.trim() === "" ? undefined : ev.target.value.split(",").map((t) => t.trim()).filter(Boolean)),
       });
     } else {
@@ -1380,7 +1382,7 @@ export async function showSetup(ui, cameraId) {
       const rootObj = objectSchema(root, defs, a);
       const rootKeys = (rootObj?.required || []).filter((key) => key !== "type" && scalar(rootObj.properties[key]));
       if (!rootKeys.includes("name")) rootKeys.unshift("name");
-      out.push(h("div", { class: "prop-group" }, h("h3", {}, `${typeOf(a)} analytic`), rootKeys.map((key) => propInput(st.ai, [], key, rootObj?.properties?.[key] || {}, defs, a[key]))));
+      out.push(h("div", { class: "prop-group" }, h("h3", {}, tr("setup.analytic_heading", { type: typeOf(a) })), rootKeys.map((key) => propInput(st.ai, [], key, rootObj?.properties?.[key] || {}, defs, a[key]))));
       for (const p of objects) {
         const v = getAt(a, p);
         const o = objectSchema(schemaAt(root, defs, a, p), defs, v);
@@ -1418,7 +1420,7 @@ export async function showSetup(ui, cameraId) {
     const { rows } = zoneHits();
     const out = [];
     if (!st.preview) {
-      out.push(h("p", { class: "muted small" }, "No detections from the edge yet: what each zone sees appears once the edge sends a preview."));
+      out.push(h("p", { class: "muted small" }, tr("setup.no_preview")));
     } else {
       const counts = (list) => {
         const by = {};
@@ -1426,7 +1428,7 @@ export async function showSetup(ui, cameraId) {
         return Object.entries(by).map(([l, n]) => `${n} ${l}`).join(", ");
       };
       const zoned = all().some(({ list }) => list.some((i) => i.kind === "polygon" && (!i.g.optional || i.value !== null)));
-      if (!rows.length && zoned) out.push(h("p", { class: "muted small" }, "No zone is drawn yet."));
+      if (!rows.length && zoned) out.push(h("p", { class: "muted small" }, tr("setup.no_zone")));
       out.push(
         h(
           "ul",
@@ -1436,10 +1438,10 @@ export async function showSetup(ui, cameraId) {
               "li",
               { dataset: { ai: String(r.ai), key: r.inst.key } },
               h("span", { class: "swatch", dataset: { c: String(r.ai % PALETTE.length) } }),
-              `${nameOf(st.cfg.analytics[r.ai])} · ${r.whole ? "whole frame" : r.inst.label}: `,
+              `${nameOf(st.cfg.analytics[r.ai])} · ${r.whole ? tr("setup.whole_frame") : r.inst.label}: `,
               h("strong", {}, String(r.inside.length)),
               r.inside.length ? ` (${counts(r.inside)})` : "",
-              r.mask && r.inside.length ? h("span", { class: "muted" }, " ignored") : null,
+              r.mask && r.inside.length ? h("span", { class: "muted" }, ` ${tr("setup.ignored")}`) : null,
             ),
           ),
         ),
@@ -1450,9 +1452,9 @@ export async function showSetup(ui, cameraId) {
           h(
             "p",
             { class: "small", id: `setup-reading-${nameOf(a)}` },
-            `${nameOf(a)} · level now: `,
-            h("strong", {}, rd && typeof rd.level_cm === "number" ? `${rd.level_cm} cm` : "unknown"),
-            rd && typeof rd.confidence === "number" ? ` (confidence ${rd.confidence.toFixed(2)})` : "",
+            `${nameOf(a)} · ${tr("setup.level_now")} `,
+            h("strong", {}, rd && typeof rd.level_cm === "number" ? cm(rd.level_cm) : tr("setup.unknown")),
+            rd && typeof rd.confidence === "number" ? ` (${tr("setup.confidence", { v: fmtNumber(rd.confidence, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) })})` : "",
           ),
         );
       }
@@ -1461,7 +1463,7 @@ export async function showSetup(ui, cameraId) {
   }
 
   function locText(e) {
-    return e.loc.length ? e.loc.join(".") : "configuration";
+    return e.loc.length ? e.loc.join(".") : tr("setup.configuration");
   }
 
   function renderErrors() {
@@ -1494,7 +1496,7 @@ export async function showSetup(ui, cameraId) {
     selAnalytic.replaceChildren(
       ...(st.cfg.analytics.length
         ? st.cfg.analytics.map((x, i) => h("option", { value: String(i) }, `${nameOf(x)} (${typeOf(x)})${st.errors.some((e) => e.ai === i) ? " ⚠" : ""}`))
-        : [h("option", { value: "" }, "no analytic yet: add one")]),
+        : [h("option", { value: "" }, tr("setup.no_analytic"))]),
     );
     selAnalytic.value = a ? String(st.ai) : "";
     selAnalytic.disabled = !a;
@@ -1506,10 +1508,10 @@ export async function showSetup(ui, cameraId) {
             h(
               "option",
               { value: i.key },
-              `${i.label}${incomplete(i) ? (pointsOf(i, [0.5, 0.5]).length ? " (incomplete)" : wholeFrame(a, i) ? " (none: the whole frame)" : i.g.optional ? " (not set)" : " (to draw)") : ""}${st.errors.some((e) => e.ai === st.ai && e.key === i.key) ? " ⚠" : ""}`,
+              `${i.label}${incomplete(i) ? ` (${tr(pointsOf(i, [0.5, 0.5]).length ? "setup.incomplete" : wholeFrame(a, i) ? "setup.none_whole_frame" : i.g.optional ? "setup.not_set" : "setup.to_draw")})` : ""}${st.errors.some((e) => e.ai === st.ai && e.key === i.key) ? " ⚠" : ""}`,
             ),
           )
-        : [h("option", { value: "" }, a ? (pluginOf(a) ? "nothing to draw: see Advanced" : `unknown type ${typeOf(a)}`) : "—")]),
+        : [h("option", { value: "" }, a ? (pluginOf(a) ? tr("setup.nothing_to_draw") : tr("setup.unknown_type_short", { type: typeOf(a) })) : "—")]),
     );
     selField.value = st.key ?? "";
     selField.disabled = !list.length;
@@ -1520,25 +1522,24 @@ export async function showSetup(ui, cameraId) {
     btnDelete.disabled = st.pt === null || !inst || inst.kind === "vector";
     btnRedraw.hidden = !inst || inst.kind === "vector";
     btnRemoveField.hidden = !inst || !inst.g.optional || inst.value === null || inst.path.some((p) => typeof p === "number");
-    btnRemoveField.textContent = inst && wholeFrame(a, inst) ? "Remove (whole frame)" : "Remove";
+    btnRemoveField.textContent = inst && wholeFrame(a, inst) ? tr("setup.remove_whole_frame") : tr("setup.remove");
     btnFlip.hidden = !inst || inst.kind !== "vector" || !isPt(inst.value);
     btnDeleteItem.hidden = !inst || !itemPathOf(inst);
     if (inst && itemPathOf(inst)) {
       const ip = itemPathOf(inst);
-      btnDeleteItem.textContent = `Delete ${itemKind(a, ip)} ${itemName(getAt(a, ip), ip[ip.length - 1])}`;
+      btnDeleteItem.textContent = tr("setup.delete_item", { item: `${itemKind(a, ip)} ${itemName(getAt(a, ip), ip[ip.length - 1])}` });
     }
     btnUndo.disabled = !st.undo.length;
-    if (!a) hint.textContent = "Add an analytic, then draw its zones and lines on the frame.";
-    else if (!inst) hint.textContent = list.length ? "Choose what to draw." : "This analytic has nothing to draw; its settings are under Advanced.";
+    if (!a) hint.textContent = tr("setup.hint_add");
+    else if (!inst) hint.textContent = list.length ? tr("setup.hint_choose") : tr("setup.hint_nothing");
     else if (st.drawing || st.pending || ((inst.kind === "point" || inst.kind === "vector") && incomplete(inst))) {
       const n = pointsOf(inst).length;
-      hint.textContent = `Drawing ${inst.label}: ${KIND_HELP[inst.kind]}${inst.kind === "polygon" && st.drawing ? ` ${n} point${n === 1 ? "" : "s"} so far.` : ""}`;
+      const sofar = inst.kind === "polygon" && st.drawing ? ` ${tr("setup.points_so_far", { n })}` : "";
+      hint.textContent = `${tr("setup.drawing", { label: inst.label, help: KIND_HELP(inst.kind) })}${sofar}`;
     } else {
-      const how = {
-        point: "click where it goes, or drag it",
-        vector: "click where it points to, or drag the arrow's head",
-      }[inst.kind] || "drag a point to move it (it snaps to other points within 1 % of the frame); right-click it or press Delete to remove it";
-      hint.textContent = `${inst.label}: ${how}${inst.kind === "polygon" ? "; click an edge to add a point" : ""}. Ctrl+Z undoes.`;
+      const how = tr(inst.kind === "point" ? "setup.how_point" : inst.kind === "vector" ? "setup.how_vector" : "setup.how_drag");
+      const edge = inst.kind === "polygon" ? tr("setup.how_edge") : "";
+      hint.textContent = tr("setup.hint_edit", { label: inst.label, how: how + edge });
     }
     renderItems();
     renderProps();
@@ -1547,7 +1548,7 @@ export async function showSetup(ui, cameraId) {
     renderAdvanced();
     const dirty = JSON.stringify(st.cfg) !== st.saved;
     if (!st.poll && !btnSave.disabled) {
-      status.textContent = dirty ? "Unsaved changes." : status.dataset.after || "No changes.";
+      status.textContent = dirty ? tr("setup.unsaved") : status.dataset.after || tr("setup.no_changes");
       status.className = dirty ? "warn" : status.dataset.afterClass || "muted";
     }
   }
@@ -1590,21 +1591,21 @@ export async function showSetup(ui, cameraId) {
         if (img.naturalWidth && img.naturalHeight) aspect = img.naturalHeight / img.naturalWidth;
       } catch (e) {
         URL.revokeObjectURL(url);
-        st.frame = { url: null, note: "The latest frame could not be decoded." };
+        st.frame = { url: null, note: tr("setup.frame_undecodable") };
       }
     } else {
       if (st.frame.url) URL.revokeObjectURL(st.frame.url);
-      const why = !r ? "The hub could not be reached for the frame." : r.status === 404 ? "No frame from the edge yet (it sends one every frame_interval_s)." : r.status === 403 ? `Your role (${me.role}) may not see this camera's video.` : `No frame (HTTP ${r.status}).`;
+      const why = !r ? tr("setup.frame_unreachable") : r.status === 404 ? tr("setup.no_frame_yet") : r.status === 403 ? tr("setup.frame_forbidden", { role: roleName(me.role) }) : tr("setup.no_frame_status", { status: r.status });
       st.frame = { url: null, note: why };
       if (preview && preview.width && preview.height) aspect = preview.height / preview.width;
       else aspect = 9 / 16;
     }
     const bits = [];
-    if (preview?.time) bits.push(`Frame and detections of ${fmtTime(preview.time)}`);
+    if (preview?.time) bits.push(tr("setup.frame_of", { time: fmtTime(preview.time) }));
     if (preview?.width) bits.push(`${preview.width}×${preview.height}`);
-    if (preview) bits.push(`${(preview.detections || []).length} detections`);
-    if (preview?.config_version) bits.push(`seen with config ${preview.config_version.slice(0, 8)}`);
-    frameInfo.textContent = bits.join(" · ") || (st.frame.url ? "The latest frame (no detections sent yet)." : "");
+    if (preview) bits.push(tr("setup.n_detections", { n: (preview.detections || []).length }));
+    if (preview?.config_version) bits.push(tr("setup.seen_with", { version: preview.config_version.slice(0, 8) }));
+    frameInfo.textContent = bits.join(" · ") || (st.frame.url ? tr("setup.frame_no_detections") : "");
     if (document.body.contains(svg)) {
       drawOverlay(); // not the side panel: a field being typed in keeps its text
       renderSees();
@@ -1681,12 +1682,12 @@ export async function showSetup(ui, cameraId) {
     const d = data?.errors ?? data?.detail?.errors ?? data?.detail;
     if (Array.isArray(d)) return d;
     if (typeof d === "string") return [{ loc: [], msg: d }];
-    return [{ loc: [], msg: `the hub answered HTTP ${code}` }];
+    return [{ loc: [], msg: tr("setup.hub_answered", { status: code }) }];
   }
 
   async function save() {
     if (st.advDirty) {
-      advError.textContent = "The advanced text has changes that are not applied: Apply them (or reload the page to drop them) before saving.";
+      advError.textContent = tr("setup.adv_not_applied");
       advError.hidden = false;
       advText.closest("details").open = true;
       return;
@@ -1695,14 +1696,14 @@ export async function showSetup(ui, cameraId) {
     stopPoll();
     status.dataset.state = "saving";
     status.className = "muted";
-    status.textContent = "Saving…";
+    status.textContent = tr("setup.saving");
     let res;
     try {
       res = await send("PUT", `/api/v1/cameras/${enc}/config`, { site: doc.site, edge_id: doc.edge_id, config: st.cfg, comment: comment.value.trim() || null });
     } catch (e) {
       btnSave.disabled = false;
       status.className = "error";
-      status.textContent = `Could not save: ${e.message}`;
+      status.textContent = tr("setup.could_not_save", { error: e.message });
       return;
     }
     btnSave.disabled = false;
@@ -1718,13 +1719,13 @@ export async function showSetup(ui, cameraId) {
       status.dataset.after = "";
       render();
       status.className = "error";
-      status.textContent = `Not saved: the hub found ${st.errors.length} problem${st.errors.length === 1 ? "" : "s"} (listed under the field, and in red on the frame).`;
+      status.textContent = tr("setup.not_saved", { n: st.errors.length });
       return;
     }
     if (!res.ok) {
       status.className = "error";
       const d = res.data?.detail;
-      status.textContent = `Could not save: ${typeof d === "string" ? d : `HTTP ${res.status}`}`;
+      status.textContent = tr("setup.could_not_save", { error: typeof d === "string" ? d : `HTTP ${res.status}` });
       return;
     }
     const out = res.data || {};
@@ -1735,7 +1736,7 @@ export async function showSetup(ui, cameraId) {
     if (out.config_version) st.configVersion = out.config_version;
     renderVersion();
     render();
-    follow(st.configVersion, out.changed === false ? "Unchanged: version" : "Saved: version");
+    follow(st.configVersion, out.changed === false ? "setup.unchanged_version" : "setup.saved_version");
   }
 
   function stopPoll() {
@@ -1746,9 +1747,9 @@ export async function showSetup(ui, cameraId) {
   function follow(wanted, what) {
     const started = Date.now();
     status.dataset.state = "waiting";
-    const saved = `${what} ${st.version ?? "?"} (config ${String(wanted ?? "").slice(0, 8)}).`;
+    const saved = tr(what, { version: String(st.version ?? "?"), config: String(wanted ?? "").slice(0, 8) });
     status.className = "muted";
-    status.textContent = `${saved} Waiting for the edge ${doc.edge_id} to apply it…`;
+    status.textContent = `${saved} ${tr("setup.waiting_edge", { edge: doc.edge_id })}`;
     const tick = async () => {
       st.poll = null;
       if (!document.body.contains(status)) return;
@@ -1764,7 +1765,7 @@ export async function showSetup(ui, cameraId) {
       if (cam && cam.config_version && cam.config_version === want) {
         status.className = "ok";
         status.dataset.state = "running";
-        status.textContent = `${saved} Running on the edge ${doc.edge_id}.`;
+        status.textContent = `${saved} ${tr("setup.running_on", { edge: doc.edge_id })}`;
         status.dataset.after = status.textContent;
         status.dataset.afterClass = "ok";
         doc.running = true;
@@ -1775,13 +1776,13 @@ export async function showSetup(ui, cameraId) {
         // the edge names the key path ("analytics.1.lines.0.direction: …"): shown there too
         const m = /^([A-Za-z0-9_.\-]+): (.+)$/s.exec(cam.config_error);
         if (m && m[1].startsWith("analytics.")) {
-          const e = mapError({ loc: m[1], msg: `refused by the edge: ${m[2]}` });
+          const e = mapError({ loc: m[1], msg: tr("setup.refused_msg", { error: m[2] }) });
           st.errors = [...st.errors.filter((x) => !x.edge), { ...e, edge: true }];
           render();
         }
         status.className = "error";
         status.dataset.state = "refused";
-        status.textContent = `${saved} Refused by the edge: ${cam.config_error}`;
+        status.textContent = `${saved} ${tr("setup.refused", { error: cam.config_error })}`;
         status.dataset.after = status.textContent;
         status.dataset.afterClass = "error";
         renderVersion(cam);
@@ -1790,7 +1791,7 @@ export async function showSetup(ui, cameraId) {
       if (Date.now() - started > POLL_FOR_MS) {
         status.className = "warn";
         status.dataset.state = "waiting";
-        status.textContent = `${saved} The edge has not applied it yet (${cam ? cam.state : "not reporting"}); it will when it is back.`;
+        status.textContent = `${saved} ${tr("setup.not_applied_yet", { state: cam ? tr(`states.${cam.state}`, {}, { fallback: cam.state }) : tr("setup.not_reporting") })}`;
         status.dataset.after = status.textContent;
         status.dataset.afterClass = "warn";
         return;
@@ -1803,14 +1804,14 @@ export async function showSetup(ui, cameraId) {
 
   function renderVersion(cam = null) {
     const bits = [`${doc.site} / ${doc.edge_id}`];
-    bits.push(st.version !== null && st.version !== undefined ? `version ${st.version}` : "no configuration at the hub yet");
-    if (st.configVersion) bits.push(`config ${String(st.configVersion).slice(0, 8)}`);
+    bits.push(st.version !== null && st.version !== undefined ? tr("setup.version", { version: String(st.version) }) : tr("setup.no_config"));
+    if (st.configVersion) bits.push(tr("setup.config", { config: String(st.configVersion).slice(0, 8) }));
     const running = cam ? cam.config_version : doc.running;
-    if (typeof running === "string") bits.push(running === st.configVersion ? "running on the edge" : `the edge runs ${running.slice(0, 8)}`);
-    else if (st.configVersion && running === null) bits.push("not reported by the edge yet");
-    else if (running === true) bits.push("running on the edge");
-    else if (running === false) bits.push("not running on the edge yet");
-    version.replaceChildren(bits.join(" · "), " ", h("a", { href: `/api/v1/cameras/${enc}/config/history`, target: "_blank", rel: "noopener" }, "history"));
+    if (typeof running === "string") bits.push(running === st.configVersion ? tr("setup.running") : tr("setup.edge_runs", { config: running.slice(0, 8) }));
+    else if (st.configVersion && running === null) bits.push(tr("setup.not_reported"));
+    else if (running === true) bits.push(tr("setup.running"));
+    else if (running === false) bits.push(tr("setup.not_running"));
+    version.replaceChildren(bits.join(" · "), " ", h("a", { href: `/api/v1/cameras/${enc}/config/history`, target: "_blank", rel: "noopener" }, tr("setup.history")));
   }
 
   // -- the page --
@@ -1826,20 +1827,20 @@ export async function showSetup(ui, cameraId) {
   const side = h(
     "aside",
     { class: "setup-side" },
-    h("div", { class: "row" }, h("label", { class: "grow" }, h("span", {}, "Analytic"), selAnalytic), btnRemoveAnalytic),
+    h("div", { class: "row" }, h("label", { class: "grow" }, h("span", {}, tr("setup.analytic")), selAnalytic), btnRemoveAnalytic),
     summary,
-    h("div", { class: "row" }, h("span", {}, "New"), addType, btnAddAnalytic),
-    h("label", { class: "row" }, h("span", {}, "Draw"), selField),
+    h("div", { class: "row" }, h("span", {}, tr("setup.new")), addType, btnAddAnalytic),
+    h("label", { class: "row" }, h("span", {}, tr("setup.draw")), selField),
     errorsList,
     items,
     props,
-    h("h2", {}, "What the rules see now"),
+    h("h2", {}, tr("setup.sees_now")),
     sees,
     h("div", { class: "setup-save" }, comment, btnSave, status),
-    h("details", { class: "setup-advanced" }, h("summary", {}, "Advanced: settings as JSON"), h("p", { class: "muted small" }, "Everything but the geometry, which is drawn. Lists with geometry (rules, lines) are added and deleted with the buttons above."), advScope, advText, advError, btnApply),
-    h("details", { class: "setup-json-box" }, h("summary", {}, "The configuration being edited (JSON)"), jsonView),
+    h("details", { class: "setup-advanced" }, h("summary", {}, tr("setup.advanced")), h("p", { class: "muted small" }, tr("setup.advanced_intro")), advScope, advText, advError, btnApply),
+    h("details", { class: "setup-json-box" }, h("summary", {}, tr("setup.json_view")), jsonView),
   );
-  if (doc.fresh) status.dataset.after = "This camera has no configuration at the hub yet: set its URL under Advanced (camera), then save.";
+  if (doc.fresh) status.dataset.after = tr("setup.fresh");
   renderVersion();
   selectAnalytic(0);
   show(back, title, version, h("div", { class: "setup" }, stage, side));
@@ -1847,7 +1848,7 @@ export async function showSetup(ui, cameraId) {
   ro.observe(svg);
   render();
   await loadFrame();
-  if (doc.config_version && doc.running !== doc.config_version) follow(doc.config_version, "Version");
+  if (doc.config_version && doc.running !== doc.config_version) follow(doc.config_version, "setup.version_of");
   // the detections move: a fresh frame and preview every 15 s while nothing is being dragged
   const refresh = setInterval(() => {
     if (!document.body.contains(svg)) {

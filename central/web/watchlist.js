@@ -1,7 +1,7 @@
 // The plate watch list page of the dashboard (admins and operators): list, add, remove.
 // An ES module imported by app.js, which lends its helpers (h, api, show, setNav, can,
-// me, fmtTime, errorBox) so that this page looks and behaves like the others. Plates and
-// reasons are only ever set as textContent.
+// me, fmtTime, errorBox, and t, roleName of i18n.js) so that this page looks and behaves like
+// the others. Plates and reasons are only ever set as textContent, and never translated.
 
 // The hub's rule (edgewatch.contract.normalize_plate), checked here too so that a typo
 // gets a clear message before the request: separators dropped, 4-12 letters and digits.
@@ -13,11 +13,11 @@ export function normalizePlate(text) {
 }
 
 export async function showWatchlist(ui) {
-  const { h, api, show, setNav, can, me, fmtTime, errorBox } = ui;
+  const { h, api, show, setNav, can, me, fmtTime, errorBox, t, roleName } = ui;
   setNav("watchlist");
-  const title = h("h1", {}, "Plate watch list");
+  const title = h("h1", {}, t("watchlist.title"));
   if (!can("review")) {
-    show(title, h("p", { class: "muted", id: "no-watchlist" }, `Your role (${me.role}) cannot see the watch list.`));
+    show(title, h("p", { class: "muted", id: "no-watchlist" }, t("watchlist.no_role", { role: roleName(me.role) })));
     return;
   }
   const load = async () => {
@@ -25,11 +25,11 @@ export async function showWatchlist(ui) {
     try {
       doc = await api("/api/v1/watchlist");
     } catch (e) {
-      show(title, errorBox(`Could not load the watch list: ${e.message}`, load));
+      show(title, errorBox(t("watchlist.load_failed", { error: e.message }), load));
       return;
     }
-    const plate = h("input", { id: "wl-plate", placeholder: "Plate, e.g. 30A-123.45", "aria-label": "plate", maxlength: 32, autocomplete: "off" });
-    const reason = h("input", { id: "wl-reason", placeholder: "Reason (optional), e.g. reported stolen", "aria-label": "reason", maxlength: 200 });
+    const plate = h("input", { id: "wl-plate", placeholder: t("watchlist.plate_placeholder"), "aria-label": t("watchlist.plate"), maxlength: 32, autocomplete: "off" });
+    const reason = h("input", { id: "wl-reason", placeholder: t("watchlist.reason_placeholder"), "aria-label": t("watchlist.reason"), maxlength: 200 });
     const msg = h("p", { class: "error", role: "alert", id: "wl-error", hidden: true });
     const fail = (text) => {
       msg.textContent = text;
@@ -42,7 +42,7 @@ export async function showWatchlist(ui) {
         onclick: async () => {
           msg.hidden = true;
           if (normalizePlate(plate.value) === null) {
-            fail("A plate has 4 to 12 letters A-Z and digits (separators . - and spaces are dropped).");
+            fail(t("watchlist.bad_plate"));
             return;
           }
           add.disabled = true;
@@ -50,21 +50,21 @@ export async function showWatchlist(ui) {
             await api("/api/v1/watchlist", { method: "POST", body: { plate: plate.value, reason: reason.value.trim() || null } });
             await load();
           } catch (e) {
-            fail(`Could not add: ${e.message}`);
+            fail(t("watchlist.add_failed", { error: e.message }));
             add.disabled = false;
           }
         },
       },
-      "Add to the list",
+      t("watchlist.add"),
     );
     const remove = (entry) => async (ev) => {
-      if (!confirm(`Take ${entry.plate} off the watch list?`)) return;
+      if (!confirm(t("watchlist.confirm_remove", { plate: entry.plate }))) return;
       ev.target.disabled = true;
       try {
         await api(`/api/v1/watchlist/${entry.id}`, { method: "DELETE" });
         await load();
       } catch (e) {
-        fail(`Could not remove ${entry.plate}: ${e.message}`);
+        fail(t("watchlist.remove_failed", { plate: entry.plate, error: e.message }));
         ev.target.disabled = false;
       }
     };
@@ -74,10 +74,11 @@ export async function showWatchlist(ui) {
       h(
         "p",
         { class: "muted", id: "wl-delivery" },
-        `Version ${doc.version} · changed ${fmtTime(doc.updated_at)} · sent to ${current} of ${doc.edges.length} edges. `,
-        "A plate read by a camera's traffic analytic that is on this list raises an urgent alert. Matching is exact: list the plate as written.",
+        t("watchlist.delivery", { version: String(doc.version), time: fmtTime(doc.updated_at), n: current, m: doc.edges.length }),
         " ",
-        h("button", { class: "link", onclick: load }, "Refresh"),
+        t("watchlist.explain"),
+        " ",
+        h("button", { class: "link", onclick: load }, t("watchlist.refresh")),
       ),
       h("div", { class: "filters" }, plate, reason, add),
       msg,
@@ -85,7 +86,7 @@ export async function showWatchlist(ui) {
         ? h(
             "table",
             { class: "alerts", id: "wl-table" },
-            h("thead", {}, h("tr", {}, ["Plate", "Reason", "Added by", "Added", ""].map((t) => h("th", {}, t)))),
+            h("thead", {}, h("tr", {}, [t("watchlist.plate"), t("watchlist.reason"), t("watchlist.added_by"), t("watchlist.added"), ""].map((c) => h("th", {}, c)))),
             h(
               "tbody",
               {},
@@ -97,12 +98,12 @@ export async function showWatchlist(ui) {
                   h("td", {}, e.reason || "—"),
                   h("td", {}, e.created_by),
                   h("td", { title: e.created_at }, fmtTime(e.created_at)),
-                  h("td", {}, h("button", { class: "secondary", onclick: remove(e) }, "Remove")),
+                  h("td", {}, h("button", { class: "secondary", onclick: remove(e) }, t("watchlist.remove"))),
                 ),
               ),
             ),
           )
-        : h("div", { class: "empty", id: "wl-empty" }, "The watch list is empty."),
+        : h("div", { class: "empty", id: "wl-empty" }, t("watchlist.empty")),
     );
   };
   await load();
