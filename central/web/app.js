@@ -734,7 +734,7 @@ async function showReadings() {
 async function showReview(state = "pending") {
   setNav("review");
   if (!can("review")) {
-    show(h("h1", {}, t("dashboard.nav_review")), h("p", { class: "muted", id: "no-review" }, t("dashboard.no_review_role", { role: roleName(me.role) })));
+    show(h("h1", {}, t("dashboard.review_title")), h("p", { class: "muted", id: "no-review" }, t("dashboard.no_review_role", { role: roleName(me.role) })));
     return;
   }
   const tabs = h(
@@ -744,12 +744,12 @@ async function showReview(state = "pending") {
       h("button", { class: s === state ? "active" : "", dataset: { state: s }, onclick: () => showReview(s) }, stateName(s)),
     ),
   );
-  show(h("h1", {}, t("dashboard.nav_review")), tabs, h("p", { class: "muted" }, t("common.loading")));
+  show(h("h1", {}, t("dashboard.review_title")), tabs, h("p", { class: "muted" }, t("common.loading")));
   let page;
   try {
     page = await api(`/api/v1/reviews?state=${state}&limit=100`);
   } catch (e) {
-    show(h("h1", {}, t("dashboard.nav_review")), tabs, errorBox(t("dashboard.queue_load_failed", { error: e.message }), () => showReview(state)));
+    show(h("h1", {}, t("dashboard.review_title")), tabs, errorBox(t("dashboard.queue_load_failed", { error: e.message }), () => showReview(state)));
     return;
   }
   const item = (a) => {
@@ -786,7 +786,7 @@ async function showReview(state = "pending") {
     return card;
   };
   show(
-    h("h1", {}, t("dashboard.nav_review")),
+    h("h1", {}, t("dashboard.review_title")),
     tabs,
     page.items.length
       ? h("div", { class: "queue", id: "review-queue" }, page.items.map(item))
