@@ -1,6 +1,7 @@
 """The flood hotspots the hub serves: a GeoJSON file, validated on load.
 
-Each feature is a Point with properties ``id``, ``name``, ``levels`` (ascending alarm
+Each feature is a Point with properties ``id``, ``name`` (and ``names``, the place as
+each language writes it, e.g. ``{"vi": "Phú Hội"}``), ``levels`` (ascending alarm
 levels, ``{"name", "level_cm"}``), ``period_s`` (expected seconds between readings),
 optional ``unit_label`` and ``example``, and ``camera`` (``site``, ``edge_id``,
 ``camera_id``): internal, never served publicly.
@@ -10,10 +11,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from edgewatch.contract import ID_PATTERN, LevelRef
+
+NameText = Annotated[str, StringConstraints(min_length=1, max_length=120)]
 
 
 class CameraLink(BaseModel):
@@ -27,6 +38,9 @@ class Hotspot(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=120)
+    names: dict[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")], NameText] = Field(
+        default_factory=dict, max_length=8
+    )
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
     levels: list[LevelRef] = Field(min_length=1)

@@ -359,10 +359,10 @@ def _public(world: dict, lang: str) -> None:
     texts = {
         "vi": {"level": "Báo động II", "rising": "Đang lên", "offline": "không kết nối được",
                "ago": "phút trước", "unknown": "Không xác định", "water": "Mực nước",
-               "normal": "Bình thường", "m": "2,30 m"},
+               "normal": "Bình thường", "m": "2,30 m", "place": "Phú Hội"},
         "en": {"level": "Level II", "rising": "Rising", "offline": "the hub cannot be reached",
                "ago": "min ago", "unknown": "Unknown", "water": "Water level",
-               "normal": "Normal", "m": "2.30 m"},
+               "normal": "Normal", "m": "2.30 m", "place": "Phu Hoi"},
     }[lang]  # fmt: skip
     with sync_playwright() as pw:
         browser = _browser(pw)
@@ -391,6 +391,8 @@ def _public(world: dict, lang: str) -> None:
             assert texts["rising"] in card.inner_text()
             assert card.locator(".next").count() == 1  # time to level III
             assert texts["unknown"] in page.locator('li.card[data-id="hue-003"]').inner_text()
+            # place names as each language writes them (the hotspots file's ``names``)
+            assert page.locator('li.card[data-id="hue-002"] h2').inner_text() == texts["place"]
             assert page.evaluate("document.documentElement.lang") == lang
             # the map comes after the list, with its layers
             page.clock.run_for(2000)
@@ -528,3 +530,27 @@ def test_tiles_of_a_configured_server_load_under_the_csp(tmp_path: Path) -> None
         server.should_exit = True
         thread.join(10)
         tiles.shutdown()
+
+
+def test_place_names_per_language_are_served_and_checked(client: TestClient) -> None:
+    from pydantic import ValidationError
+
+    from central.hotspots import Hotspot
+
+    feats = {
+        f["properties"]["id"]: f["properties"]
+        for f in client.get("/api/v1/hotspots").json()["features"]
+    }
+    assert feats["hue-002"]["name"] == "Phu Hoi"
+    assert feats["hue-002"]["names"] == {"vi": "Phú Hội"}
+    base = {
+        "id": "x-1",
+        "name": "X",
+        "lon": 107.6,
+        "lat": 16.4,
+        "levels": [{"name": "I", "level_cm": 1}],
+    }
+    assert Hotspot.model_validate({**base, "names": {"vi": "Xã X"}}).names == {"vi": "Xã X"}
+    for bad in ({"vie": "X"}, {"vi": ""}, {"VI": "X"}):
+        with pytest.raises(ValidationError):
+            Hotspot.model_validate({**base, "names": bad})

@@ -97,6 +97,7 @@ def _reading_feature(h: Hotspot, row: HotspotReadingRow | None, now: datetime) -
     props: dict[str, Any] = {
         "id": h.id,
         "name": h.name,
+        **({"names": dict(h.names)} if h.names else {}),
         "example": h.example,
         "setup": h.setup,
         "levels": [lv.model_dump() for lv in h.levels],

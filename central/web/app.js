@@ -2,7 +2,7 @@
 // Every piece of data comes from the hub's API with the session cookie; writes carry
 // the session's CSRF token. Text from the API is only ever set as textContent.
 
-import { t, ready, applyI18n, langSwitcher, fmtNumber, fmtDateTime, fmtTime as fmtClock } from "/i18n/i18n.js";
+import { t, ready, applyI18n, langSwitcher, fmtNumber, fmtDateTime, fmtTime as fmtClock, placeName } from "/i18n/i18n.js";
 import { showWatchlist } from "/ui/watchlist.js";
 import { showSetup } from "/ui/setup.js";
 import { showMap } from "/ui/mapview.js";
@@ -541,7 +541,7 @@ async function showHotspots() {
                 h(
                   "tr",
                   { class: `sev-${p.severity >= 4 ? "urgent" : p.severity >= 2 ? "high" : "info"}` },
-                  h("td", {}, h("strong", {}, p.name), h("br"), h("small", { class: "muted" }, p.id)),
+                  h("td", {}, h("strong", {}, placeName(p)), h("br"), h("small", { class: "muted" }, p.id)),
                   h("td", {}, stateName(p.state)),
                   h("td", {}, p.level_cm === null || p.level_cm === undefined ? "—" : t("common.unit_cm", { v: p.level_cm })),
                   h("td", {}, p.trend ? stateName(p.trend) : "—"),

@@ -9,7 +9,7 @@
 // opened while the hub is unreachable still shows what it last knew, with its age, and
 // keeps retrying every 10 s. Text from the API is only ever set as textContent.
 
-import { t, ready, applyI18n, langSwitcher, fmtNumber, fmtTime } from "/i18n/i18n.js";
+import { t, ready, applyI18n, langSwitcher, fmtNumber, fmtTime, placeName } from "/i18n/i18n.js";
 
 const REFRESH_MS = 30000;
 const RETRY_MS = 10000;
@@ -142,7 +142,7 @@ function card(f) {
   const p = f.properties;
   const li = el("li", { class: `card sev-${p.severity}`, "data-id": p.id, "data-state": p.state, tabindex: "-1" });
   const head = el("div", { class: "head" });
-  head.append(el("h2", { class: "name" }, p.name), el("span", { class: "state" }, stateText(p)));
+  head.append(el("h2", { class: "name" }, placeName(p)), el("span", { class: "state" }, stateText(p)));
   li.append(head);
   const badges = el("div", { class: "badges" });
   if (p.stale) badges.append(el("span", { class: "badge stale" }, t("public.stale")));
@@ -161,7 +161,7 @@ function card(f) {
   trendFacts(li, p, histories.get(p.id)?.points);
   li.addEventListener("click", () => openCard(p.id, false));
   if (!p.updated_at) return li; // never read: no chart to fetch
-  const svg = svgEl("svg", { class: "chart", role: "img", "aria-label": t("public.chart_label", { name: p.name }) });
+  const svg = svgEl("svg", { class: "chart", role: "img", "aria-label": t("public.chart_label", { name: placeName(p) }) });
   li.append(svg);
   const hist = histories.get(p.id);
   if (hist) drawChart(svg, hist.points, p.levels || []);

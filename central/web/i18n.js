@@ -45,6 +45,12 @@ export function lang() {
   return current;
 }
 
+/** A place as the chosen language writes it (`names` from the hub, e.g. {"vi": "Phú Hội"}),
+ * else its one `name`. Place names are data, not catalogue keys. */
+export function placeName(p) {
+  return (p && p.names && p.names[lang()]) || (p && p.name) || "";
+}
+
 /** The BCP 47 locale for Intl of the chosen language ("vi-VN" or "en-GB"). */
 export function locale() {
   return LOCALES[current];

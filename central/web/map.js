@@ -10,7 +10,7 @@
 // ew-state-level-N, ew-state-unknown), ew-camera (+ ew-camera-online/degraded/offline),
 // ew-incident and ew-bearing.
 
-import { t, ready, fmtNumber } from "/i18n/i18n.js";
+import { t, ready, fmtNumber, placeName } from "/i18n/i18n.js";
 
 let leafletPromise = null;
 
@@ -148,8 +148,8 @@ export function drawHotspots(handle, items, { label = (p) => p.state, onClick } 
     const cls = stateClass(p.state, p.levels);
     const m = L.circleMarker([p.lat, p.lon], { radius: cls === "normal" ? 7 : 9, ...stateStyle(cls), className: `ew-hotspot ew-state-${cls}` });
     const level = typeof p.level_cm === "number" ? t("map.level", { v: fmtNumber(p.level_cm / 100, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) }) : null;
-    m.bindPopup(() => popupNode([p.name, label(p), level]));
-    m.bindTooltip(() => popupNode([p.name]), { direction: "top" });
+    m.bindPopup(() => popupNode([placeName(p), label(p), level]));
+    m.bindTooltip(() => popupNode([placeName(p)]), { direction: "top" });
     if (onClick) m.on("click", () => onClick(p));
     m.addTo(layers.hotspots);
     out.push(m);
