@@ -242,6 +242,26 @@ def test_a_reading_below_the_confidence_floor_is_unknown_and_moves_nothing() -> 
     assert res[1][0].confidence == 0.3 and res[1][0].raw_cm == 230  # what it saw, not acted on
 
 
+def test_smoothing_does_not_carry_old_readings_across_a_gap() -> None:
+    """The smoothing carries its window along the window's slope to now; after an outage
+    that would invent a level from readings made before it (seen in the demo: a camera back
+    after 90 s read 69 cm and the smoothing said 478 cm, a false level III). A gap longer
+    than three of the window's intervals starts the window again."""
+    levels = [FloodLevel(name="I", level_cm=100), FloodLevel(name="II", level_cm=150)]
+    m = LevelStateMachine(levels, smoothing=5, max_rate_cm_per_min=None)
+    rising = [(float(k), 40.0 + 1.0 * k, 1.0) for k in range(5)]  # 1 cm/min, every minute
+    res = feed_at(m, [*rising, (95.0, 60.0, 1.0), (96.0, 61.0, 1.0), (97.0, 62.0, 1.0)])
+    after = [r for r, _ in res[5:]]
+    # read after the gap: what the camera sees now, not 40 + 95 cm along the old slope
+    assert [round(r.level_cm or 0, 1) for r in after] == [60.0, 60.5, 62.0]
+    assert all(r.state == "normal" for r in after)
+    assert [c for _, cs in res for c in cs] == []  # no level reached, none invented
+    # without a gap the smoothing still keeps up with a steady rise (no lag)
+    m = LevelStateMachine(levels, smoothing=5, max_rate_cm_per_min=None)
+    res = feed_at(m, [(float(k), 40.0 + 1.0 * k, 1.0) for k in range(8)])
+    assert round(res[-1][0].level_cm or 0, 1) == 47.0
+
+
 def test_an_all_clear_needs_consecutive_confident_readings_spanning_the_hold() -> None:
     levels = [FloodLevel(name="I", level_cm=60), FloodLevel(name="II", level_cm=80)]
     m = LevelStateMachine(

@@ -62,6 +62,7 @@ NORMAL = "normal"
 UNKNOWN = "unknown"
 CHECK_WIDTH = 320  # images are checked at this width
 ORB_WIDTH = 640
+GAP_INTERVALS = 3.0  # a wait this many of the smoothing window's intervals is a gap
 
 
 def _gray_small(bgr: np.ndarray, width: int = CHECK_WIDTH) -> np.ndarray:
@@ -588,6 +589,14 @@ class LevelStateMachine:
         return reading, changes
 
     def _accept(self, t: float, value: float) -> list[LevelChange]:
+        if len(self._raw) >= 2:
+            # After a gap (a camera back from an outage, a run of unknowns) the window's
+            # readings, carried along their slope to now, would invent a level: start it
+            # again once the wait is over GAP_INTERVALS of the window's intervals.
+            ts = [p[0] for p in self._raw]
+            spacing = float(np.median(np.diff(ts)))
+            if spacing > 0 and t - ts[-1] > GAP_INTERVALS * spacing:
+                self._raw.clear()
         self._raw.append((t, value))
         self._last = (t, value)
         self.smoothed = s = self._smooth(t)
