@@ -267,7 +267,13 @@ class BrokerDir:
             f"persistence_location {data}/",
             "autosave_interval 5",
             # a spool replay after an outage is a burst; the default 1000 drops messages
+            # (tests/test_broker_burst.py: 5,000 sent to an offline session, 1,000 kept)
             "max_queued_messages 100000",
+            # ... but bounded in memory per session: 100,000 events of ~1 KB are ~100 MB;
+            # 512 MiB leaves room for a few thousand ~100 KB snapshots in the same replay
+            # and keeps one stalled session from exhausting the broker's RAM (mosquitto
+            # holds queued messages in memory; persistence only saves them to disk)
+            "max_queued_bytes 536870912",
             "max_inflight_messages 100",
             f"pid_file {self.pid_file}",
         ]

@@ -715,7 +715,9 @@ def build_parser() -> argparse.ArgumentParser:
     b_run.add_argument("--embedded", action="store_true", help="use amqtt even if mosquitto runs")
     b_run.set_defaults(func=cmd_broker_run)
 
-    demo = sub.add_parser("demo", help="broker + hub + RTSP camera + edge worker, on one machine")
+    demo = sub.add_parser(
+        "demo", help="a small Hue on one machine: broker, hub, RTSP cameras, an edge worker"
+    )
     demo.add_argument("--assets", default=os.environ.get("EDGEWATCH_ASSETS", "../shared/assets"))
     demo.add_argument("--workdir", default=".edgewatch-demo")
     demo.add_argument("--http-port", type=int, default=8000)

@@ -163,11 +163,6 @@ def _flood_analytic(spot: dict[str, Any], levels: list[dict[str, Any]]) -> dict[
         max_rate_cm_per_min=2.0 * K * 3,  # the real river's 2 cm/min, fast, with room
         jump_tolerance_cm=8.0,
         trend_window_s=60,  # the shortest allowed: an hour of river
-        # no median: FloodRule's trend-following median keeps the readings from before a
-        # gap and carries them along their old slope, so the bridge camera's first reading
-        # after its 90 s drop-out, mid-rise, came out 478 cm (level III) while the gauge
-        # read 69 cm (raw_cm). Reported; the rendered views need no smoothing meanwhile.
-        smoothing=1,
     )
     return json.loads(json.dumps(cfg))  # tuples to lists: as the set-up page saves it
 

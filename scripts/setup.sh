@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# nginx + wrk: the public feed's cache in front of the hubs (tests/test_nginx.py,
+# scripts/bench_feed.py); the tests run their own nginx, never the system service.
 SYSTEM_PACKAGES=(mosquitto gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium)
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium nginx wrk)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
