@@ -30,6 +30,7 @@ from edgewatch.broker import free_port
 from tests.helpers import bearer_token, wait_for
 
 VIOLATIONS = ("red_light", "wrong_way")
+ARTIFACTS = Path(os.environ.get("EDGEWATCH_TEST_ARTIFACTS", "test-artifacts"))
 FIRE_KINDS = ("forest_fire", "smoke", "straw_burning")
 
 
@@ -150,6 +151,7 @@ def test_demo_runs_a_small_hue_within_180_s_then_stops_cleanly(
         except AssertionError:
             raise AssertionError(f"within 180 s only {seen}") from None
         took = time.monotonic() - demo.t0
+        shown = _seen_in_the_browser(demo, "chosen-demo-password")
         feats = json.loads(_public(demo, "/api/v1/hotspots"))["features"]
         assert len(feats) == 50
         # a fire event's evidence, and a violation in the review queue with its package
@@ -182,6 +184,7 @@ def test_demo_runs_a_small_hue_within_180_s_then_stops_cleanly(
     assert "camera:  rtsp://" in out
     assert "signal controller stopped" in out
     print(f"\ndemo (rtsp): done-when after {took:.0f} s; first seen {seen}")
+    print(f"demo: in the browser by {shown:.0f} s (live page, map, public page vi/en)")
     print(f"demo: a zone changed at the hub ran on the edge {applied:.1f} s after the PUT")
     print(f"demo: camera_offline alert {offline_at:.0f} s after the start")
 
@@ -208,6 +211,87 @@ def test_demo_file_fallback_shows_an_event_with_snapshot(demo_root: Path, assets
     _stopped_cleanly(demo, out)
     assert "camera:  rtsp://" not in out
     print(f"\ndemo (file): first event with snapshot ({first['kind']}) after {took:.1f} s")
+
+
+def _seen_in_the_browser(demo: Demo, password: str) -> float:
+    """What a new user sees, in Chromium, within the 180 s: the live page with a flood
+    level, a fire and a traffic violation whose evidence the hub verifies; the map with the
+    five cameras and the 50 hotspots; the public page on a phone, with the map and a level
+    chart, in Vietnamese and in English. Screenshots in test-artifacts/demo_*.png.
+    Returns the seconds since the demo's start when all of it had been seen."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian chromium is required (scripts/setup.sh installs it)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    violation = next(
+        e for e in demo.events()
+        if e["kind"] in VIOLATIONS and e["attributes"].get("evidence") == "complete"
+    )  # fmt: skip
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 860}, locale="en-GB")
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{demo.base}/login")
+            page.fill("#username", "admin")
+            page.fill("#password", password)
+            page.click("#submit")
+            page.wait_for_url("**/ui**")
+            page.goto(f"{demo.base}/ui#/alerts")
+            for kinds in (("flood_level",), FIRE_KINDS, VIOLATIONS):
+                sel = ", ".join(f'#view tr strong[title="{k}"]' for k in kinds)
+                page.wait_for_selector(sel, timeout=30000)
+            page.screenshot(path=str(ARTIFACTS / "demo_live.png"))
+            # the violation's evidence package, verified by the hub
+            page.goto(f"{demo.base}/ui#/alert/{violation['id']}")
+            page.wait_for_selector("#clip, #frames", timeout=20000)
+            page.wait_for_function(
+                "() => /verified|xác minh/i.test(document.querySelector('#integrity')"
+                "?.textContent || '')",
+                timeout=20000,
+            )
+            page.screenshot(path=str(ARTIFACTS / "demo_violation.png"), full_page=True)
+            page.goto(f"{demo.base}/ui#/map")
+            page.wait_for_function(
+                "() => Number(document.querySelector('#ops-map')?.dataset.refreshes) >= 1",
+                timeout=30000,
+            )
+            m = page.locator("#ops-map")
+            assert m.locator(".ew-camera.leaflet-interactive").count() == 5
+            assert m.locator("path.ew-hotspot.leaflet-interactive").count() == 50
+            page.screenshot(path=str(ARTIFACTS / "demo_map.png"))
+            assert errors == [], errors
+            for lang, locale, title in (
+                ("vi", "vi-VN", "Điểm ngập lụt"),
+                ("en", "en-GB", "Flood hotspots"),
+            ):
+                ctx = browser.new_context(
+                    viewport={"width": 390, "height": 844}, is_mobile=True, locale=locale
+                )
+                phone = ctx.new_page()
+                phone.goto(f"{demo.base}/hotspots")
+                phone.wait_for_selector("li.card[data-id='hue-037']", timeout=20000)
+                assert title in phone.inner_text("h1")
+                assert phone.evaluate("document.documentElement.lang") == lang
+                card = phone.locator("li.card[data-id='hue-037']")
+                card.scroll_into_view_if_needed()
+                phone.wait_for_function(
+                    "() => Number(document.querySelector("
+                    "'li[data-id=\"hue-037\"] svg.chart')?.dataset.points) > 0",
+                    timeout=30000,
+                )
+                phone.screenshot(path=str(ARTIFACTS / f"demo_public_{lang}_chart.png"))
+                phone.wait_for_selector("#map[data-ready='1']", timeout=30000)
+                assert phone.locator("#map path.ew-hotspot").count() == 50
+                phone.locator("#map").scroll_into_view_if_needed()
+                phone.screenshot(path=str(ARTIFACTS / f"demo_public_{lang}_map.png"))
+                assert phone.evaluate("window.__i18nMissing || []") == []
+                ctx.close()
+        finally:
+            browser.close()
+    return time.monotonic() - demo.t0
 
 
 def _public(demo: Demo, path: str) -> bytes:

@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -400,6 +401,10 @@ def _public(world: dict, lang: str) -> None:
             assert page.locator("#map path.ew-hotspot").count() == len(FEATURES)
             # charts are fetched for cards in view only: not one request per hotspot
             page.clock.run_for(500)
+            deadline = time.monotonic() + 15  # a busy box: the observer's fetch comes late
+            while not history and time.monotonic() < deadline:
+                page.clock.run_for(200)
+                page.wait_for_timeout(100)
             first = len(history)
             assert 1 <= first <= 8, history
             assert not any("hue-045" in u for u in history)
@@ -523,7 +528,9 @@ def test_tiles_of_a_configured_server_load_under_the_csp(tmp_path: Path) -> None
                 assert page.locator("#map path.ew-outline").count() >= 1
                 assert "Test tiles ©" in page.inner_text(".ew-credits")
                 assert page.evaluate("window.__csp") == []
-                assert asked and all(p.startswith("/t/12/") for p in asked), asked[:5]
+                # the configured zoom (12), then the one that frames the hotspots (at most 14)
+                zooms = {int(p.split("/")[2]) for p in asked}
+                assert asked and zooms <= {12, 12.5, 13, 13.5, 14}, asked[:5]
             finally:
                 browser.close()
     finally:

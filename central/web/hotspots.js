@@ -135,7 +135,12 @@ function trendFacts(card, p, points) {
   const dd = fact(dl, t("public.trend"), t(`public.trend_${trend}`) + rateText, "trend");
   dd.dataset.trend = trend;
   const nxt = nextLevel(p, rate);
-  if (nxt) fact(dl, t("public.next_level", { name: nxt.name }), t("public.eta", { t: fmtDuration(nxt.eta_s) }), "next");
+  if (nxt) {
+    // a named level ("knee") in words, "Level II" for a numbered one
+    const named = t(`public.level_${nxt.name}`, {}, { fallback: "" });
+    const head = named ? t("public.next_named", { name: named }) : t("public.next_level", { name: nxt.name });
+    fact(dl, head, t("public.eta", { t: fmtDuration(nxt.eta_s) }), "next");
+  }
 }
 
 function card(f) {
@@ -150,7 +155,10 @@ function card(f) {
   if (badges.childElementCount) li.append(badges);
   const dl = el("dl", { class: "facts" });
   fact(dl, t("public.water"), fmtLevel(p.level_cm), "level");
-  if (p.depth_class) fact(dl, t("public.road"), t(`public.depth_${p.depth_class}`, {}, { fallback: p.depth_class }));
+  if (p.depth_class) {
+    const level = t(`public.level_${p.depth_class}`, {}, { fallback: p.depth_class });
+    fact(dl, t("public.road"), t(`public.depth_${p.depth_class}`, {}, { fallback: level }));
+  }
   if (p.state === "unknown") {
     fact(dl, t("public.why"), t(`public.reason_${p.reason}`, {}, { fallback: (p.reason || "").replaceAll("_", " ") }));
     if (p.last_known_state) fact(dl, t("public.last_known"), p.last_known_state);
@@ -347,8 +355,9 @@ async function poll() {
 
 function drawMapLayers() {
   if (!mapHandle || !current) return;
-  import("/ui/map.js").then(({ drawHotspots }) => {
+  import("/ui/map.js").then(({ drawHotspots, fitOnce }) => {
     drawHotspots(mapHandle, current.doc.features, { label: stateText, onClick: (p) => openCard(p.id) });
+    fitOnce(mapHandle);
   });
 }
 

@@ -134,6 +134,23 @@ export async function createMap(el, { settings } = {}) {
 }
 
 /**
+ * Frame what is drawn (hotspots, cameras, incidents) the first time there is something:
+ * the configured centre and zoom show the whole area, where a city's 50 hotspots are one
+ * blob. Later refreshes leave the view where the user put it.
+ */
+export function fitOnce(handle, { maxZoom = 14 } = {}) {
+  if (handle.fitted) return;
+  const { L, map, layers } = handle;
+  const pts = [];
+  for (const g of [layers.hotspots, layers.cameras, layers.incidents]) {
+    g.eachLayer((l) => l.getLatLng && pts.push(l.getLatLng()));
+  }
+  if (!pts.length) return;
+  map.fitBounds(L.latLngBounds(pts), { padding: [24, 24], maxZoom });
+  handle.fitted = true;
+}
+
+/**
  * Hotspots as circle markers coloured by state. `items`: objects with id, name, lat, lon,
  * state, levels (the internal list, or GeoJSON features of the public one). `label(p)`
  * gives the state's text; `onClick(p)` is called when a marker is clicked.

@@ -5,7 +5,7 @@
 // does to watchlist.js. Refreshed from the API every 10 s while the view is shown.
 
 import { t, ready, fmtTime } from "/i18n/i18n.js";
-import { createMap, drawHotspots, drawCameras, drawIncidents, addLegend } from "/ui/map.js";
+import { createMap, drawHotspots, drawCameras, drawIncidents, addLegend, fitOnce } from "/ui/map.js";
 
 const REFRESH_MS = 10000;
 const MAX_CAMERAS = 5000;
@@ -75,6 +75,7 @@ export async function showMap(ui) {
     drawHotspots(handle, hotspots, { label: stateLabel });
     const incidents = incs.status === "fulfilled" ? incs.value : [];
     const lines = drawIncidents(handle, incidents, cameras);
+    fitOnce(handle);
     const failed = [cams, spots, incs].filter((r) => r.status === "rejected").map((r) => r.reason.message);
     refreshes += 1;
     el.dataset.refreshes = String(refreshes);
