@@ -28,6 +28,7 @@ from central.api import (
     vendor,
 )
 from central.api import camera_config as camera_config_api
+from central.api import cluster as cluster_api
 from central.api import live as live_api
 from central.api import watchlist as watchlist_api
 from central.api.security import SecurityHeaders
@@ -36,7 +37,8 @@ from central.delivery import Dispatcher, load_vapid
 from central.hotspots import load_hotspots
 from central.incidents import IncidentManager
 from central.ingest import Ingestor, MqttConsumer
-from central.live import LiveBus
+from central.leader import Leadership, libpq_dsn
+from central.live import LiveBus, PgFanout
 from central.metrics import HubMetrics
 from central.retention import RetentionJob
 from central.services.alerts import AlertError
@@ -93,32 +95,45 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
         on_result=lambda channel, ok: metrics.deliveries.labels(channel, str(ok).lower()).inc(),
     )
 
+    # The duties that run once across hubs: all of them on a single (SQLite) hub, on the
+    # lock holder of a cluster (central/leader.py, docs/cluster.md). Started in this order.
+    duties = [consumer] if consumer else []
+    duties += [watchlist, camera_configs, dispatcher, watchdog, retention]
+    dsn = libpq_dsn(cfg.database_url) if cfg.clustered else None
+    leadership = Leadership(
+        dsn,
+        duties,
+        hub_id=cfg.cluster.hub_id,
+        lock_key=cfg.cluster.lock_key,
+        poll_s=cfg.cluster.poll_s,
+        registry=metrics.registry,
+    )
+    fanout = PgFanout(dsn, cfg.cluster.hub_id, live) if dsn else None
+    if fanout is not None:  # a change saved on a standby wakes the leader's loops too
+        watchlist.changed = fanout.relay(watchlist.changed)  # type: ignore[method-assign]
+        camera_configs.changed = fanout.relay(camera_configs.changed)  # type: ignore[method-assign]
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if consumer:
-            consumer.start()
-        watchlist.start()
-        camera_configs.start()
-        dispatcher.start()
-        watchdog.start()
-        retention.start()
+        if fanout:
+            fanout.start()
+        leadership.start()
         log.info(
             "hub started",
             extra={
                 "database": engine.url.render_as_string(),
                 "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}",
+                "hub_id": cfg.cluster.hub_id,
+                "clustered": cfg.clustered,
+                "leader": leadership.leading,
             },
         )
         try:
             yield
         finally:
-            retention.stop()
-            watchdog.stop()
-            dispatcher.stop()
-            camera_configs.stop()
-            watchlist.stop()
-            if consumer:
-                consumer.stop()
+            leadership.stop()
+            if fanout:
+                fanout.stop()
             engine.dispose()
             log.info("hub stopped")
 
@@ -149,9 +164,12 @@ def create_app(cfg: HubConfig, *, consume: bool = True) -> FastAPI:
     app.state.retention = retention
     app.state.watchlist = watchlist
     app.state.camera_configs = camera_configs
+    app.state.leadership = leadership
+    app.state.fanout = fanout
     for module in (
         auth, events, evidence, reviews, live_api, cameras, health, hotspots, incidents, kinds,
         pages, i18n, readings, watchlist_api, camera_config_api, analytics_api, vendor,
+        cluster_api,
     ):  # fmt: skip
         app.include_router(module.router)
     app.add_exception_handler(AlertError, _alert_error)

@@ -8,7 +8,10 @@ the hub treats them, so a new analytic needs no edit here.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import socket
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -384,6 +387,45 @@ class MapSettings(_Strict):
         return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
+# The advisory lock the ingest leader holds (see central/leader.py): a constant, so every
+# hub on one database competes for the same one; advisory locks are per database.
+DEFAULT_LOCK_KEY = zlib.crc32(b"edgewatch-hub-leader") & 0x7FFFFFFF
+
+
+def _default_hub_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"[:64]
+
+
+class ClusterSettings(_Strict):
+    """Several hubs on one PostgreSQL database (docs/cluster.md): one leads ingest and the
+    single-writer jobs, every one serves the API and the dashboards."""
+
+    enabled: bool | None = Field(
+        None,
+        description="run as one of several hubs on one database (leader election by a "
+        "PostgreSQL advisory lock, live streams fanned out by LISTEN/NOTIFY); default: on "
+        "with PostgreSQL, off with SQLite; needs PostgreSQL",
+    )
+    hub_id: str = Field(
+        default_factory=_default_hub_id,
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="this hub's name in logs, /api/v1/cluster and notices; default hostname-pid",
+    )
+    lock_key: int = Field(
+        DEFAULT_LOCK_KEY,
+        ge=1,
+        le=2**31 - 1,
+        description="the pg_try_advisory_lock key the leader holds; the same on every hub "
+        "of one deployment",
+    )
+    poll_s: float = Field(
+        1.0,
+        ge=0.1,
+        le=10.0,
+        description="how often a standby tries the lock and the leader checks its connection",
+    )
+
+
 class HubConfig(_Strict):
     database_url: str = Field(
         "sqlite:///var/hub.sqlite3",
@@ -404,6 +446,7 @@ class HubConfig(_Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     map: MapSettings = Field(default_factory=MapSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -417,7 +460,20 @@ class HubConfig(_Strict):
         ops = self.incidents.ops_team
         if ops is not None and ops not in ids:
             raise ValueError(f"incidents.ops_team: {ops!r} is not a team id")
+        if self.cluster.enabled and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "cluster.enabled: true needs PostgreSQL (database_url is SQLite, which "
+                "serves one hub only); set database_url to postgresql+psycopg://... or "
+                "remove cluster.enabled"
+            )
         return self
+
+    @property
+    def clustered(self) -> bool:
+        """Whether this hub runs as one of several (leader election, cross-hub fan-out)."""
+        if self.cluster.enabled is None:
+            return self.database_url.startswith("postgresql")
+        return self.cluster.enabled
 
     def team(self, team_id: str) -> Team | None:
         return next((t for t in self.teams if t.id == team_id), None)

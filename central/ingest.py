@@ -597,13 +597,23 @@ class MqttConsumer:
         self.connected = threading.Event()
         self._ever_connected = False
         self._disconnects: list[float] = []  # monotonic times of recent disconnects
-        self._client = make_client(cfg.mqtt, cfg.mqtt_client_id, clean_session=False)
-        self._client.manual_ack_set(True)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        self._client = self._new_client()
+        self._used = False  # whether _client was started (a fresh one is made to restart)
+
+    def _new_client(self) -> mqtt.Client:
+        client = make_client(self.cfg.mqtt, self.cfg.mqtt_client_id, clean_session=False)
+        client.manual_ack_set(True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
 
     def start(self) -> None:
+        """Connect (again, after a ``stop``: a hub that regains the ingest leadership of a
+        cluster takes over the same persistent session, see docs/cluster.md)."""
+        if self._used:
+            self._client = self._new_client()
+        self._used = True
         self._client.connect_async(
             self.cfg.mqtt.host,
             self.cfg.mqtt.port,
@@ -613,6 +623,11 @@ class MqttConsumer:
         self._client.loop_start()
 
     def stop(self) -> None:
+        # A deliberate disconnect is no flap: cleared first, _on_disconnect counts nothing.
+        # Messages received but not yet acknowledged are delivered again, to whoever holds
+        # the session next.
+        self.connected.clear()
+        self.metrics.mqtt_connected.set(0)
         self._client.disconnect()
         self._client.loop_stop()
 

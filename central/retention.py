@@ -111,6 +111,7 @@ class RetentionJob:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._stop.clear()  # restartable: a hub regaining a cluster's leadership
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
         self._thread.start()
 
@@ -118,6 +119,7 @@ class RetentionJob:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         deleted = expire_orphans(self.sessions, now or datetime.now(UTC), self.ttl_s)

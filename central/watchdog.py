@@ -109,6 +109,8 @@ class CameraWatchdog:
         return len(self._held)
 
     def start(self) -> None:
+        self._stop.clear()  # restartable: a hub regaining a cluster's leadership
+        self._since = {}  # what another leader saw meanwhile is in the database, not here
         self._thread = threading.Thread(target=self._run, name="camera-watchdog", daemon=True)
         self._thread.start()
 
@@ -116,6 +118,7 @@ class CameraWatchdog:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):

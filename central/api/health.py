@@ -1,3 +1,5 @@
+"""Liveness and metrics, for load balancers and Prometheus."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
@@ -26,10 +28,14 @@ def healthz(request: Request, response: Response) -> Health:
     consumer = request.app.state.consumer
     mqtt_ok = bool(consumer and consumer.connected.is_set())
     flapping = bool(consumer and consumer.flapping())
+    # A standby of a cluster (docs/cluster.md) is not on the broker by design: the leader
+    # holds the hub's session. It serves the API all the same, so it is ok.
+    leadership = getattr(request.app.state, "leadership", None)
+    standby = leadership is not None and leadership.clustered and not leadership.leading
     if not db_ok:
         response.status_code = 503
     return Health(
-        status="ok" if db_ok and mqtt_ok and not flapping else "degraded",
+        status="ok" if db_ok and (standby or (mqtt_ok and not flapping)) else "degraded",
         database=db_ok,
         mqtt=mqtt_ok,
         mqtt_flapping=flapping,

@@ -127,10 +127,14 @@ class Dispatcher:
         self._busy: set[str] = set()  # targets with an attempt in flight
         self._busy_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
+        self._thread: threading.Thread | None = None
         self._last_tick = 0.0
 
     def start(self) -> None:
+        """Start picking rows (again after a ``stop``: a hub that becomes a cluster's
+        leader, see central/leader.py)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -138,7 +142,9 @@ class Dispatcher:
         interrupted attempt's row stays pending and is sent again: at least once)."""
         self._stop.set()
         self.manager.wake.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():
