@@ -101,7 +101,7 @@ def flood_video(
     return _encode((f for _ in range(cycles) for f in frames), path, fs.W, fs.H, FLOOD_FPS)
 
 
-def _jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """What a live camera adds frame to frame: sensor noise, gain wobble, a pixel of shake."""
     import cv2
 
@@ -141,7 +141,7 @@ def fire_video(path: Path, assets: Path, loops: int = 3) -> Path:
     n_before, n_after = FIRE_BEFORE_S * FIRE_FPS, FIRE_AFTER_S * FIRE_FPS
 
     # a pool of jittered copies, drawn at random: a live look at a fraction of the cost
-    pools = [[_jitter(img, rng) for _ in range(10)] for img in (before, fire)]
+    pools = [[jitter(img, rng) for _ in range(10)] for img in (before, fire)]
 
     def frames():  # type: ignore[no-untyped-def]
         for _ in range(loops):

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edge.inference.metrics import read_yolo_labels, split_items
+from edgewatch.demo_media import jitter  # noqa: F401  (the same camera noise as the demo)
 
 
 def frames_of(path: Path, width: int = 640) -> list[np.ndarray]:
@@ -100,16 +101,6 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 25) -> Path:
             out.mux(s.encode(f))
         out.mux(s.encode(None))
     return path
-
-
-def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """What a live camera adds frame to frame: sensor noise, gain wobble, a pixel of shake."""
-    dx, dy = rng.integers(-1, 2, 2)
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
-    out = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REPLICATE)
-    out = out.astype(np.float32) * float(rng.uniform(0.97, 1.03))
-    out += rng.normal(0, 3, out.shape).astype(np.float32)
-    return out.clip(0, 255).astype(np.uint8)
 
 
 def real_scenes(split: Path, width: int = 640, max_cover: float = 0.5):
