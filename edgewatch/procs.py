@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-RTSP_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "rtsp_server.py"
+# Run by the system Python (GStreamer bindings); inside the package so an installed
+# (non-editable) edgewatch finds it too.
+RTSP_SCRIPT = Path(__file__).resolve().with_name("rtsp_server.py")
 RTSP_PACKAGES = (
     "gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 "
     "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"

@@ -4,7 +4,7 @@
 It must run under Debian's ``/usr/bin/python3`` (python3-gi and the GStreamer
 introspection data are Debian packages, not wheels):
 
-    /usr/bin/python3 scripts/rtsp_server.py --port 8554 --mount cam1=/path/video.mp4
+    /usr/bin/python3 edgewatch/rtsp_server.py --port 8554 --mount cam1=/path/video.mp4
 
 Each mount serves an H.264 MP4 or MPEG-TS (``.ts``) file (``edgewatch`` helpers make them)
 to every client from its start, paced in real time, over RTSP/TCP or UDP.
