@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 # A connection that stops answering must not hold the lock (nor keep us believing we
 # hold it) for the kernel's default two hours: give up on it within seconds.
+# The libpq settings tune the hub's end; the lock belongs to the server's backend, which
+# notices a vanished hub (power lost, network cut) only by its own keepalives: set those
+# too, for this session, longer than the hub's ~5 s, so the old leader has always stopped
+# its duties before the server frees the lock (about 10 + 3 x 2 s).
 CONNECT_ARGS: dict[str, Any] = {
     "connect_timeout": 3,
     "keepalives": 1,
@@ -41,6 +45,8 @@ CONNECT_ARGS: dict[str, Any] = {
     "keepalives_interval": 2,
     "keepalives_count": 2,
     "tcp_user_timeout": 5000,
+    "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=2 "
+    "-c tcp_keepalives_count=3 -c tcp_user_timeout=16000",
 }
 APP_PREFIX = "edgewatch-leader "
 

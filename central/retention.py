@@ -111,8 +111,11 @@ class RetentionJob:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._stop.clear()  # restartable: a hub regaining a cluster's leadership
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+        # a run's own event: a thread a slow stop left behind keeps its set one
+        self._stop = run_stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(run_stop,), name="retention", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -142,8 +145,8 @@ class RetentionJob:
             log.info("readings expired", extra={"readings": n})
         return n
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.period_s):
             try:
                 self.run_once()
                 self.readings_once()

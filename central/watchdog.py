@@ -109,9 +109,12 @@ class CameraWatchdog:
         return len(self._held)
 
     def start(self) -> None:
-        self._stop.clear()  # restartable: a hub regaining a cluster's leadership
+        # a run's own event: a thread a slow stop left behind keeps its set one
+        self._stop = run_stop = threading.Event()
         self._since = {}  # what another leader saw meanwhile is in the database, not here
-        self._thread = threading.Thread(target=self._run, name="camera-watchdog", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(run_stop,), name="camera-watchdog", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -120,8 +123,8 @@ class CameraWatchdog:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.period_s):
             try:
                 for event_id in self.tick(datetime.now(UTC)):
                     self.publish(event_id)

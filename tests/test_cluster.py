@@ -477,3 +477,40 @@ def test_leader_duties_stop_and_start_again(broker: Mosquitto, db_url: str) -> N
             assert lead.changes == 5  # gained, then lost and gained twice
     finally:
         close(peer.client)
+
+
+def test_a_duty_restarted_after_a_slow_stop_does_not_run_twice() -> None:
+    """Leadership lost while a duty's loop is stuck (a publish waiting on a dead broker, a
+    query on a dead database): its stop gives up waiting, leadership comes back, the duty
+    starts again. The thread left behind must end when it comes unstuck, not run beside
+    the new one (two dispatchers over the same rows, two watchdogs)."""
+    from central.delivery.retained import RetainedSync
+
+    gate = threading.Event()
+    stuck = threading.Event()
+
+    class Slow(RetainedSync):
+        thread_name = "slow"
+
+        def sync(self) -> int:
+            if not gate.is_set():
+                stuck.set()
+                gate.wait(10)  # stuck in a publish
+            return 0
+
+    svc = Slow(lambda topic, payload: None, lambda: True, poll_s=0.05, resync_s=0.05)
+    svc.start_loop()
+    assert stuck.wait(5)
+    old = svc._thread
+    assert old is not None
+    svc._stop.set()  # what stop() leaves behind once its join timed out
+    svc._thread = None
+    svc.start_loop()  # leadership regained
+    new = svc._thread
+    gate.set()  # the old loop comes unstuck
+    old.join(5)
+    try:
+        assert not old.is_alive(), "the old loop runs on beside the new one"
+        assert new is not None and new.is_alive()
+    finally:
+        svc.stop()

@@ -256,6 +256,19 @@ def test_smoothing_does_not_carry_old_readings_across_a_gap() -> None:
     assert [round(r.level_cm or 0, 1) for r in after] == [60.0, 60.5, 62.0]
     assert all(r.state == "normal" for r in after)
     assert [c for _, cs in res for c in cs] == []  # no level reached, none invented
+    # one bad frame after an hour's outage (the physics check allows a change as large
+    # as the gap is long) raises no level: it is never confirmed
+    m = LevelStateMachine(levels, smoothing=5)  # 2 cm/min + 5 cm
+    steady = [(float(k), 60.0, 1.0) for k in range(5)]
+    res = feed_at(m, [*steady, (65.0, 130.0, 1.0), (66.0, 61.0, 1.0), (67.0, 61.0, 1.0)])
+    assert [r.state for r, _ in res[5:]] == ["unknown", "normal", "normal"]
+    assert res[5][0].reason == "unconfirmed_after_gap"
+    assert [c for _, cs in res for c in cs] == []
+    # a real rise over the outage is confirmed by the next reading, both count
+    m = LevelStateMachine(levels, smoothing=5)
+    res = feed_at(m, [*steady, (65.0, 105.0, 1.0), (66.0, 106.0, 1.0)])
+    assert [r.state for r, _ in res[5:]] == ["unknown", "I"]
+    assert [c.kind for _, cs in res for c in cs] == ["reached"]
     # without a gap the smoothing still keeps up with a steady rise (no lag)
     m = LevelStateMachine(levels, smoothing=5, max_rate_cm_per_min=None)
     res = feed_at(m, [(float(k), 40.0 + 1.0 * k, 1.0) for k in range(8)])

@@ -133,8 +133,11 @@ class Dispatcher:
     def start(self) -> None:
         """Start picking rows (again after a ``stop``: a hub that becomes a cluster's
         leader, see central/leader.py)."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
+        # a run's own event: a thread a slow stop left behind keeps its set one
+        self._stop = run_stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, args=(run_stop,), name="dispatcher", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -146,8 +149,8 @@ class Dispatcher:
             self._thread.join(timeout=10)
             self._thread = None
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 if time.monotonic() - self._last_tick >= 1.0:
                     self._last_tick = time.monotonic()

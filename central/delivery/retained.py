@@ -77,8 +77,11 @@ class RetainedSync:
         self._kick.set()
 
     def start_loop(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        # a run's own event: a thread a slow stop left behind keeps its set one
+        self._stop = run_stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(run_stop,), name=self.thread_name, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -88,13 +91,13 @@ class RetainedSync:
             self._thread.join(timeout=10)
             self._thread = None
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         was_up = False
         last_full = -float("inf")
-        while not self._stop.is_set():
+        while not stop.is_set():
             kicked = self._kick.wait(self.poll_s)
             self._kick.clear()
-            if self._stop.is_set():
+            if stop.is_set():
                 return
             if not self.connected():
                 was_up = False

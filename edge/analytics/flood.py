@@ -57,6 +57,7 @@ UNKNOWN_REASONS = (
     "no_reference",
     "low_confidence",
     "unconfirmed_jump",
+    "unconfirmed_after_gap",
 )
 NORMAL = "normal"
 UNKNOWN = "unknown"
@@ -564,8 +565,20 @@ class LevelStateMachine:
             return reading, []
         new = (t, float(value))
         accepted = [new]
-        if self._last is not None and not self._plausible(self._last, new):
-            if self._pending is not None and self._plausible(self._pending, new):
+        gap = self._gap_s()
+        # After a gap (an outage, a run of unknowns) the physics check allows a change as
+        # large as the gap is long, so one bad frame could raise a level on its own: a
+        # first reading after a gap that moved more than one interval allows waits for the
+        # next to say the same, as a jump does (the same level as before goes through).
+        after_gap = (
+            self._last is not None
+            and gap is not None
+            and t - self._last[0] > gap
+            and abs(new[1] - self._last[1]) > self.allowed_change(gap / GAP_INTERVALS)
+        )
+        if self._last is not None and (after_gap or not self._plausible(self._last, new)):
+            recent = self._pending is not None and (gap is None or t - self._pending[0] <= gap)
+            if recent and self._pending is not None and self._plausible(self._pending, new):
                 # the next reading confirms the jump: a real step, both readings count
                 accepted = [self._pending, new]
                 self._raw.clear()
@@ -575,9 +588,8 @@ class LevelStateMachine:
                 self._pending = new
                 self._below.clear()
                 self.rejected += 1
-                reading = self._reading(
-                    now, UNKNOWN, value, reason="unconfirmed_jump", rejected=True
-                )
+                why = "unconfirmed_after_gap" if after_gap else "unconfirmed_jump"
+                reading = self._reading(now, UNKNOWN, value, reason=why, rejected=True)
                 reading.confidence = confidence
                 return reading, []
         self._pending = None  # back on track: an unconfirmed jump was an outlier
@@ -588,15 +600,20 @@ class LevelStateMachine:
         reading.confidence = confidence
         return reading, changes
 
+    def _gap_s(self) -> float | None:
+        """A wait longer than this since the last reading is a gap: GAP_INTERVALS of the
+        smoothing window's intervals (None while the window is too short to tell)."""
+        if len(self._raw) < 2:
+            return None
+        spacing = float(np.median(np.diff([p[0] for p in self._raw])))
+        return GAP_INTERVALS * spacing if spacing > 0 else None
+
     def _accept(self, t: float, value: float) -> list[LevelChange]:
-        if len(self._raw) >= 2:
-            # After a gap (a camera back from an outage, a run of unknowns) the window's
-            # readings, carried along their slope to now, would invent a level: start it
-            # again once the wait is over GAP_INTERVALS of the window's intervals.
-            ts = [p[0] for p in self._raw]
-            spacing = float(np.median(np.diff(ts)))
-            if spacing > 0 and t - ts[-1] > GAP_INTERVALS * spacing:
-                self._raw.clear()
+        gap = self._gap_s()
+        if gap is not None and t - self._raw[-1][0] > gap:
+            # after a gap the window's readings, carried along their slope to now, would
+            # invent a level: the window starts again
+            self._raw.clear()
         self._raw.append((t, value))
         self._last = (t, value)
         self.smoothed = s = self._smooth(t)
