@@ -274,3 +274,32 @@ def test_feed_answers_with_one_hub_down(front: Front) -> None:
         assert body.count(b'"type":"Feature"') == 50
     finally:
         b.start()
+
+
+def test_password_guessing_is_limited_in_front_of_all_hubs(front: Front) -> None:
+    """Each hub counts the failed logins that reach it; behind least_conn, N hubs would
+    give a guesser N times the budget. nginx limits logins per address in front of them
+    all: of 40 quick wrong guesses, about the burst (10) reaches a hub, the rest are
+    refused by nginx itself (its own 429, an HTML page, not the hub's JSON)."""
+    reached = refused = 0
+    for i in range(40):
+        conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
+        try:
+            body = f"username=nobody{i}&password=wrong".encode()
+            conn.request(
+                "POST",
+                "/api/v1/auth/token",
+                body=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            r = conn.getresponse()
+            kind = r.getheader("Content-Type") or ""
+            r.read()
+        finally:
+            conn.close()
+        if r.status == 429 and "text/html" in kind:
+            refused += 1
+        else:
+            reached += 1  # the hub's answer (401, or its own 429 in JSON)
+    assert refused >= 25, (reached, refused)
+    assert reached <= 13, (reached, refused)
