@@ -111,16 +111,12 @@ class Stream(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        event = None
+        from tests.helpers import read_alert_stream
+
         try:
-            for raw in self.resp:
-                line = raw.decode().strip()
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                    if event == "hello":
-                        self.ready.set()
-                elif line.startswith("data:") and event == "alert":
-                    self.seen[json.loads(line[5:])["id"]] = time.time()
+            read_alert_stream(
+                self.resp, self.ready.set, lambda doc: self.seen.__setitem__(doc["id"], time.time())
+            )
         except (OSError, ValueError):
             pass
 

@@ -37,6 +37,22 @@ def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.2, wha
     raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}; last={last!r}")
 
 
+def read_alert_stream(
+    resp: Any, on_hello: Callable[[], Any], on_alert: Callable[[dict], Any]
+) -> None:
+    """Read a hub's live stream (``/api/v1/alerts/stream``, Server-Sent Events) until it
+    ends: ``on_hello()`` at its hello, ``on_alert(doc)`` for each alert."""
+    event = None
+    for raw in resp:
+        line = raw.decode().strip()
+        if line.startswith("event:"):
+            event = line.split(":", 1)[1].strip()
+            if event == "hello":
+                on_hello()
+        elif line.startswith("data:") and event == "alert":
+            on_alert(json.loads(line[5:]))
+
+
 class Mosquitto:
     """A private mosquitto on a free port, secured as the documented deployment is.
 
@@ -128,9 +144,7 @@ class Mosquitto:
             time.sleep(0.3)
             return
         cfg = MqttSettings.model_validate(
-            self.auth.client_settings(
-                username, self._passwords[username], "127.0.0.1", self.port
-            )
+            self.auth.client_settings(username, self._passwords[username], "127.0.0.1", self.port)
         )
         wait_for(lambda: connect_code(cfg) == 0, 10, what=f"broker accepting {username}")
 

@@ -29,7 +29,15 @@ from central.storage.models import EventRow
 from edgewatch import contract, procs
 from edgewatch.configfile import ConfigError, validate_config
 from tests.conftest import PG_ADMIN
-from tests.helpers import Hub, Mosquitto, Process, bearer_token, ensure_user, wait_for
+from tests.helpers import (
+    Hub,
+    Mosquitto,
+    Process,
+    bearer_token,
+    ensure_user,
+    read_alert_stream,
+    wait_for,
+)
 from tests.hubs import Peer
 from tests.receivers import WebhookReceiver
 
@@ -208,16 +216,8 @@ class Stream:
         assert self.hello.wait(10), "no hello on the stream"
 
     def _read(self) -> None:
-        event = None
         try:
-            for raw in self.resp:
-                line = raw.decode().strip()
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                    if event == "hello":
-                        self.hello.set()
-                elif line.startswith("data:") and event == "alert":
-                    self.ids.append(json.loads(line[5:])["id"])
+            read_alert_stream(self.resp, self.hello.set, lambda doc: self.ids.append(doc["id"]))
         except Exception:  # closed by the test
             pass
 
