@@ -63,7 +63,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +84,7 @@ from edgewatch.broker import free_port  # noqa: E402
 from tests.helpers import Mosquitto, bearer_token, ensure_user, wait_for  # noqa: E402
 from tests.receivers import WebhookReceiver  # noqa: E402
 from tests.test_cluster import ADMIN, ClusterHub  # noqa: E402
+from tests.test_cluster import event as event_msg  # noqa: E402  (the same events)
 
 SITE = "hue"
 HOTSPOTS = ROOT / "configs" / "hotspots.geojson"
@@ -95,18 +95,6 @@ ACK_TIMEOUT_S = 15
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def event_msg(edge: str, camera: str, kind: str = "intrusion", **kw: Any) -> contract.EventMessage:
-    """An event as tests/test_cluster.py builds it (a "new" intrusion by default)."""
-    now = datetime.now(UTC)
-    fields: dict[str, Any] = dict(
-        id=uuid.uuid4(), type="new", seq=0, kind=kind, analytic="zone", label="person",
-        site=SITE, edge_id=edge, camera_id=camera, start_time=now, frame_time=now,
-        score=0.8, box=(0.4, 0.4, 0.6, 0.7), zone="gate",
-    )  # fmt: skip
-    fields.update(kw)
-    return contract.EventMessage(**fields)
 
 
 # -- a private PostgreSQL, so that stopping it harms nobody --------------------------------
