@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -62,6 +63,14 @@ Outcome = Literal["stored", "duplicate", "rejected"]
 M = TypeVar("M", bound=BaseModel)
 # Not edge data: written by the hub itself or by signal controllers (see brokerauth).
 HUB_OWNED = tuple(f"{contract.ROOT}/{ns}/" for ns in ("teams", "config", "signals"))
+
+
+class _RejectedAt(Exception):
+    """Inside a batch: message ``index`` was rejected (the batch is rolled back)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 class Rejected(Exception):
@@ -132,6 +141,60 @@ class Ingestor:
             "frame": self._frame,
             "preview": self._preview,
         }
+
+    def handle_batch(self, items: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        """Several messages in one transaction: one commit (one flush of the write-ahead
+        log) for the lot instead of one per message, which is what let the ingest leader
+        keep up with a city's 130 statuses/s and drain a replay burst (issue 20).
+
+        The outcome of each message is the one ``handle`` would give. A message that is
+        rejected rolls the batch back: the messages before it are written again as a batch
+        of their own, the rejected one goes through ``handle`` alone (counted and logged
+        once), and the rest go on as a batch. Nothing is counted before its commit. Storage
+        errors propagate, and the consumer retries the batch.
+        """
+        if len(items) <= 1:
+            return [self.handle(t, p) for t, p in items]
+        try:
+            return self._batch(items)
+        except _RejectedAt as exc:
+            i = exc.index
+        before = self.handle_batch(items[:i]) if i else []
+        return [*before, self.handle(*items[i]), *self.handle_batch(items[i + 1 :])]
+
+    def _batch(self, items: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        done: list[tuple[Outcome, str | None]] = []
+        changed: list[str] = []
+        with self.sessions.begin() as session:
+            for i, (topic, payload) in enumerate(items):
+                if topic.startswith(HUB_OWNED):
+                    done.append(("duplicate", None))
+                    continue
+                parsed = contract.parse_topic(topic)
+                if parsed is None:
+                    raise _RejectedAt(i)
+                self._changed = None
+                try:
+                    outcome = self._handlers.get(parsed.kind, self._edge)(session, parsed, payload)
+                except Rejected:
+                    raise _RejectedAt(i) from None
+                done.append((outcome, parsed.kind))
+                if self._changed is not None:
+                    changed.append(self._changed)
+        for outcome, kind in done:
+            if kind is None:
+                continue
+            self.metrics.received.labels(kind).inc()
+            if outcome == "duplicate":
+                self.metrics.duplicates.inc()
+            else:
+                self.metrics.stored.labels(kind).inc()
+        if self.incidents is not None:
+            self.incidents.committed()
+        if self.live is not None:
+            for key in dict.fromkeys(changed):
+                self.live.event_changed(key)
+        return [outcome for outcome, _ in done]
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         if topic.startswith(HUB_OWNED):
@@ -599,6 +662,10 @@ class MqttConsumer:
         self._disconnects: list[float] = []  # monotonic times of recent disconnects
         self._client = self._new_client()
         self._used = False  # whether _client was started (a fresh one is made to restart)
+        # (client, message) from paho's thread to the writer; bounded in practice by the
+        # broker's in-flight window (max_inflight_messages), since nothing is acked unread
+        self._inbox: queue.Queue[tuple[mqtt.Client, mqtt.MQTTMessage]] = queue.Queue()
+        self._writer_stop = threading.Event()
 
     def _new_client(self) -> mqtt.Client:
         client = make_client(self.cfg.mqtt, self.cfg.mqtt_client_id, clean_session=False)
@@ -614,6 +681,10 @@ class MqttConsumer:
         if self._used:
             self._client = self._new_client()
         self._used = True
+        self._writer_stop = threading.Event()
+        threading.Thread(
+            target=self._writer, args=(self._writer_stop,), name="ingest-writer", daemon=True
+        ).start()
         self._client.connect_async(
             self.cfg.mqtt.host,
             self.cfg.mqtt.port,
@@ -630,6 +701,14 @@ class MqttConsumer:
         self.metrics.mqtt_connected.set(0)
         self._client.disconnect()
         self._client.loop_stop()
+        self._writer_stop.set()
+        # What was received and not written is dropped unacknowledged: the next holder of
+        # the session (this hub again, or another) gets it from the broker.
+        while True:
+            try:
+                self._inbox.get_nowait()
+            except queue.Empty:
+                break
 
     def publish(self, topic: str, payload: bytes, timeout_s: float = 5.0) -> None:
         """Publish QoS 1 and wait for the broker's PUBACK; raise when it does not come."""
@@ -691,27 +770,65 @@ class MqttConsumer:
             log.warning("hub disconnected from broker", extra={"reason": str(reason_code)})
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            topic = "<invalid utf-8>"
+        # paho's network thread only queues: the writer commits in batches, and the
+        # network loop keeps answering the broker (pings) while the database is slow.
+        self._inbox.put((client, message))
+
+    BATCH_MAX = 200  # at most this many messages per transaction (the broker sends <= 100)
+
+    def _writer(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                first = self._inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < self.BATCH_MAX:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            self.process(batch)
+
+    def process(self, batch: list[tuple[mqtt.Client | None, mqtt.MQTTMessage]]) -> None:
+        """Store a batch in one transaction, then acknowledge each message, in order.
+
+        A storage error (database restarting, a racing writer) is retried with a growing
+        delay; when it persists the batch is left unacknowledged, and the broker delivers
+        it again to whoever holds the session next. Any other failure of the batch sends
+        its messages through one at a time, so that only the message that fails is lost.
+        """
+        items = []
+        for _client, message in batch:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:
+                topic = "<invalid utf-8>"
+            items.append((topic, message.payload))
         delay = 0.2
         for _attempt in range(8):
             try:
-                self.ingestor.handle(topic, message.payload)
+                self.ingestor.handle_batch(items)
                 break
             except (OperationalError, IntegrityError) as exc:
-                # Storage trouble (database restarting, a racing writer): retry, then
-                # leave the message unacknowledged so the broker delivers it again.
                 self.metrics.db_errors.inc()
-                log.error("storage error; retrying", extra={"error": str(exc)[:300]})
+                log.error(
+                    "storage error; retrying",
+                    extra={"error": str(exc)[:300], "messages": len(items)},
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
             except Exception:  # never let one message stop the consumer
+                if len(items) > 1:
+                    log.exception("batch failed; storing its messages one by one")
+                    for one in batch:
+                        self.process([one])
+                    return
                 self.metrics.rejected.labels("internal").inc()
-                log.exception("message handling failed", extra={"topic": topic[:200]})
+                log.exception("message handling failed", extra={"topic": items[0][0][:200]})
                 break
         else:
             return
-        if message.qos > 0:
-            client.ack(message.mid, message.qos)
+        for client, message in batch:
+            if message.qos > 0 and client is not None:
+                client.ack(message.mid, message.qos)

@@ -1,6 +1,6 @@
 """Hostile payloads: refused by the contract alike on SQLite and PostgreSQL, never ``internal``.
 
-Each bad payload goes through the hub's real consumer path (``MqttConsumer._on_message``
+Each bad payload goes through the hub's real consumer path (``MqttConsumer.process``
 into ``Ingestor.handle``), so an exception that escapes the Ingestor shows up as the
 ``internal`` rejection it would be in production. Valid messages sent between the bad
 ones must all be stored, and times with an offset must read back as the same instant.
@@ -169,7 +169,7 @@ class Hub:
     def deliver(self, topic: str, payload: bytes) -> str:
         """As the broker would: through the consumer; "internal" when handle raised."""
         before = len(self.outcomes)
-        self.consumer._on_message(None, None, _Message(topic, payload))
+        self.consumer.process([(None, _Message(topic, payload))])  # type: ignore[list-item]
         return self.outcomes[before] if len(self.outcomes) > before else "internal"
 
     def rejected(self, reason: str) -> float:
@@ -310,3 +310,88 @@ def test_hotspot_endpoints_stay_valid_json_after_hostile_readings(hub: Hub) -> N
     f = {x["id"]: x for x in client.get("/api/v1/hotspots").json()["features"]}
     assert f[HOTSPOT]["properties"]["level_cm"] == 230.0
     assert not f[HOTSPOT]["properties"]["stale"]
+
+
+def _sample(metrics: HubMetrics, name: str, labels: dict[str, str] | None = None) -> float:
+    return metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_a_batch_stores_and_refuses_each_message_as_one_at_a_time_would(hub: Hub) -> None:
+    """The consumer commits what it has received in one transaction (Ingestor.handle_batch).
+    Hostile messages inside the batch are refused alone, each counted once; the valid ones
+    around them, an event's later update and replay, and repeated statuses in the same
+    batch come out as they would one message at a time."""
+    items: list[tuple[str, bytes]] = []
+    expected: list[str] = []
+    stored: list[str] = []
+    for i, (_name, topic, payload, _reason) in enumerate(BAD):
+        eid = str(uuid.uuid4())
+        stored.append(eid)
+        t = T0 + timedelta(minutes=i)
+        items += [
+            (EV_TOPIC, dumps(event_doc(id=eid))),
+            (topic, payload),
+            (EV_TOPIC, dumps(event_doc(id=eid, seq=1, type="update", score=0.9))),
+            (EV_TOPIC, dumps(event_doc(id=eid, seq=1, type="update", score=0.9))),  # replay
+            (HS_TOPIC, dumps(hotspot_doc(t))),
+            (CAM_TOPIC, dumps(camera_doc(updated_at=t.isoformat()))),
+            (contract.ROOT + "/config/hue/edge-01/cameras", b"{}"),  # the hub's own topic
+        ]
+        expected += ["stored", "rejected", "stored", "duplicate", "stored", "stored", "duplicate"]
+    before = _sample(hub.metrics, "edgewatch_hub_messages_stored_total", {"kind": "event"})
+    got = hub.ingestor.handle_batch(items)
+    assert got == expected
+    for reason in {r for _n, _t, _p, r in BAD}:
+        assert hub.rejected(reason) == sum(1 for *_x, r in BAD if r == reason), reason
+    assert hub.rejected("internal") == 0
+    after = _sample(hub.metrics, "edgewatch_hub_messages_stored_total", {"kind": "event"})
+    assert after - before == 2 * len(BAD)  # each new event and its update, once
+    with hub.sessions() as s:
+        assert set(s.scalars(select(EventRow.id))) == set(stored)
+        assert set(s.scalars(select(EventRow.messages))) == {2}
+        assert set(s.scalars(select(EventRow.score))) == {0.9}
+        assert s.scalar(select(func.count()).select_from(HotspotReadingRow)) == len(BAD)
+        cam = s.get(CameraRow, (SITE, EDGE, CAM))
+        assert cam is not None and cam.updated_at == T0 + timedelta(minutes=len(BAD) - 1)
+
+
+def test_a_batch_that_fails_in_storage_is_retried_whole_and_acknowledged_after(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage error in the middle of a batch rolls all of it back; the consumer retries,
+    and acknowledges each message (in order) only after the batch is committed."""
+    from sqlalchemy.exc import OperationalError
+
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    batch = [
+        (_Acks(), _Message(EV_TOPIC, dumps(event_doc(id=e)), qos=1, mid=k))
+        for k, e in enumerate(ids)
+    ]
+    real = hub.ingestor._handlers["event"]
+    calls = {"n": 0}
+
+    def flaky(session, topic, payload):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third message of the first try
+            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        return real(session, topic, payload)
+
+    monkeypatch.setitem(hub.ingestor._handlers, "event", flaky)
+    monkeypatch.setattr("central.ingest.time.sleep", lambda s: None)
+    hub.consumer.process(batch)  # type: ignore[arg-type]
+    assert calls["n"] == 3 + 5  # up to the failure, then the whole batch again
+    assert [c.acked for c, _m in batch] == [[(k, 1)] for k in range(5)]
+    assert _sample(hub.metrics, "edgewatch_hub_storage_errors_total") == 1
+    with hub.sessions() as s:
+        assert set(s.scalars(select(EventRow.id))) == set(ids)
+        assert set(s.scalars(select(EventRow.messages))) == {1}
+
+
+class _Acks:
+    """Stands in for the paho client: records what the consumer acknowledges."""
+
+    def __init__(self) -> None:
+        self.acked: list[tuple[int, int]] = []
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.acked.append((mid, qos))
