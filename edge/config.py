@@ -115,6 +115,13 @@ class ModelsSettings(_Strict):
     max_batch: int = Field(
         8, ge=1, le=64, description="largest batch per run, for models with a dynamic batch"
     )
+    parallel: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="runs of one model at once (threads of its shared engine); with many "
+        "cameras on a small box, threads: 1 and parallel: <cores> use every core",
+    )
 
 
 class ConfigSource(_Strict):

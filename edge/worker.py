@@ -579,20 +579,24 @@ class EdgeWorker:
                 threads=self.cfg.models.threads,
             )
             engine = self.engines[model_id] = InferenceEngine(
-                detector, model_id, max_batch=self.cfg.models.max_batch
+                detector,
+                model_id,
+                max_batch=self.cfg.models.max_batch,
+                parallel=self.cfg.models.parallel,
             )
             self._watch_engine(engine)
         return self.engines[model_id]
 
     def _watch_engine(self, engine: InferenceEngine) -> None:
-        """The engine starts its own thread; the supervisor starts it again if it ends."""
-        name = f"engine-{engine.name}"
+        """The engine starts its own threads; the supervisor starts one again if it ends."""
+        for i in range(len(engine.threads)):
+            name = f"engine-{engine.name}-{i}" if engine.parallel > 1 else f"engine-{engine.name}"
 
-        def restart() -> None:
-            engine._thread = self.supervisor.thread(name, engine._loop)
-            engine._thread.start()
+            def restart(i: int = i, name: str = name) -> None:
+                engine.threads[i] = self.supervisor.thread(name, engine._loop)
+                engine.threads[i].start()
 
-        self.supervisor.watch(name, lambda: engine._thread.is_alive(), restart)
+            self.supervisor.watch(name, lambda i=i: engine.threads[i].is_alive(), restart)
 
     def _send(self, *msgs: Message) -> list[int | None]:
         """Spool messages; a full or failing disk is logged (at most every 10 s) and
@@ -730,9 +734,26 @@ class EdgeWorker:
         if mono - cam.last_tick < TICK_S:
             return
         cam.last_tick = mono
+        self._repace(cam)
         now = contract.utcnow()
         for run in cam.runs:
             self._call(cam, run, "tick", run.rt.tick, now)
+
+    def _repace(self, cam: _Camera) -> None:
+        """Once a second, follow the engine's fair share as it changes, not only at the
+        next sample. A share that was small for a moment (the engine measured slow during
+        a burst of connects) gave a long period; when the share grows again the next sample
+        is brought forward. Without this, after the start-up of 128 fire cameras every
+        camera went quiet for the rest of its long period (issue 21)."""
+        for g in cam.groups:
+            if g.engine is None or g.last_served is None:
+                continue
+            period = max(g.period_s, 1.0 / g.engine.allowed_rate(g.stream))
+            if period < g.effective_period_s:
+                g.next_due = min(g.next_due, g.last_served + period)
+            g.effective_period_s = period
+        if cam.groups:
+            cam.reader.period_s = min(x.effective_period_s for x in cam.groups)
 
     def _call(self, cam: _Camera, run: _Run, what: str, fn: Any, arg: Any) -> None:
         """Run one hook of one analytic and publish its outputs; a failure is its own."""

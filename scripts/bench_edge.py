@@ -64,22 +64,77 @@ class Profile:
     baseline_start: int
     max_trials: int
     baseline_window_s: float = 15.0
+    # what each camera runs: "objects" (detections in a zone) or "line_count" (ByteTrack
+    # tracking every frame and counting a line: the traffic feature)
+    analytic: str = "objects"
+    model: str = "yolox_nano"
+    max_batch: int = 8
 
     @property
     def period_s(self) -> float:
         return 1.0 / self.fps
 
+    @property
+    def media(self) -> str:
+        return f"{self.size[1]}p"
 
+
+# flood searches from 300 (doubling: 600, 1200, 2400, then bisecting) so that it passes
+# the 1,000-camera target before it stops; fire_substream is a fire camera read on its
+# 640x360 sub-stream (the "detect" role most IP cameras offer beside the main stream).
 PROFILES = {
-    "flood": Profile("flood", (1920, 1080), 1 / 60, 12, 75, 200, 8, 2),
-    "fire": Profile("fire", (1920, 1080), 0.5, 10, 24, 32, 8, 5),
-    "traffic": Profile("traffic", (1280, 720), 10.0, 6, 15, 2, 2, 5),
+    "flood": Profile("flood", (1920, 1080), 1 / 60, 12, 75, 300, 8, 4),
+    "fire": Profile("fire", (1920, 1080), 0.5, 10, 24, 64, 8, 5),
+    "fire_substream": Profile("fire_substream", (640, 360), 0.5, 10, 24, 100, 8, 5),
+    "traffic": Profile(
+        "traffic",
+        (1280, 720),
+        10.0,
+        6,
+        15,
+        2,
+        2,
+        5,
+        analytic="line_count",
+        model="yolox_nano_batch",
+    ),  # fmt: skip
 }
+# seconds of search per profile (ours 60%, then the baseline), in a full run
+BUDGET_S = {"flood": 11 * 60, "fire": 7 * 60, "fire_substream": 7 * 60, "traffic": 9 * 60}
 QUICK = {
     "flood": Profile("flood", (1920, 1080), 1 / 60, 8, 65, 60, 8, 1, 10),
     "fire": Profile("fire", (1920, 1080), 0.5, 6, 12, 32, 8, 2, 10),
-    "traffic": Profile("traffic", (1280, 720), 10.0, 5, 10, 2, 2, 2, 10),
+    "fire_substream": Profile("fire_substream", (640, 360), 0.5, 6, 12, 32, 8, 2, 10),
+    "traffic": Profile(
+        "traffic",
+        (1280, 720),
+        10.0,
+        5,
+        10,
+        2,
+        2,
+        2,
+        10,
+        analytic="line_count",
+        model="yolox_nano_batch",
+    ),  # fmt: skip
 }
+# The traffic profile again at one camera count with the engine's batch capped at each of
+# these (1: one camera's frame per model call, as with a fixed-batch export).
+BATCH_SWEEP = (1, 2, 4, 8)
+
+
+def analytic_config(p: Profile) -> dict:
+    if p.analytic == "line_count":
+        line = {"name": "stop", "a": [0.0, 0.6], "b": [1.0, 0.6], "direction": [0.0, 1.0]}
+        return {
+            "type": "line_count",
+            "model": p.model,
+            "classes": ["car", "truck", "bus", "motorcycle"],
+            "fps": p.fps,
+            "lines": [line],
+        }
+    return {"type": "objects", "model": p.model, "classes": ["car"], "fps": p.fps}
 
 
 # -- trials (each in its own process) ------------------------------------------------------
@@ -100,6 +155,7 @@ def cpu_s() -> float:
 
 def trial_ours(spec: dict) -> dict:
     from edge.config import EdgeConfig
+    from edge.ingest.reader import FAULTS
     from edge.worker import EdgeWorker
     from edgewatch.logs import setup_logging
 
@@ -115,7 +171,7 @@ def trial_ours(spec: dict) -> dict:
                 "url": url,
                 "loop": True,
                 "reconnect": {"stall_timeout_s": 5.0, "open_timeout_s": 10.0},
-                "analytics": [{"type": "objects", "classes": ["car"], "fps": p.fps}],
+                "analytics": [analytic_config(p)],
             }
         )
     cfg = EdgeConfig.model_validate(
@@ -124,19 +180,45 @@ def trial_ours(spec: dict) -> dict:
             "site": SITE,
             "mqtt": spec["mqtt"],
             "spool_dir": spec["spool"],
-            "models": {"dir": spec["models"], "threads": spec.get("threads", 1)},
+            "models": {
+                "dir": spec["models"],
+                "threads": spec.get("threads", 1),
+                "max_batch": spec.get("max_batch", p.max_batch),
+                "parallel": spec.get("parallel", 1),
+            },
             "status_interval_s": 10,
             "snapshot_concurrency": 32,
             "cameras": cams,
         }
     )
+    if os.environ.get("BENCH_SWITCH_INTERVAL"):
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
     worker = EdgeWorker(cfg)
+    t_start = time.monotonic()
     worker.start()
-    time.sleep(p.warmup_s)
+    started_s = time.monotonic() - t_start
+    # how the cameras come up: (seconds since start, cameras online, frames decoded so far)
+    rampup = []
+    while time.monotonic() - t_start < p.warmup_s:
+        time.sleep(min(2.0, max(0.0, p.warmup_s - (time.monotonic() - t_start))))
+        st = [c.reader.stats() for c in worker.cameras]
+        rampup.append(
+            [
+                round(time.monotonic() - t_start, 1),
+                sum(x.state == "online" for x in st),
+                sum(x.frames for x in st),
+            ]
+        )
     t0, c0 = time.monotonic(), cpu_s()
     before = {c.cfg.id: c.groups[0].analysed for c in worker.cameras}
+    runs0 = {m: (e.runs, e.images) for m, e in worker.engines.items()}
+    frames0 = sum(c.reader.stats().frames for c in worker.cameras)
     time.sleep(p.window_s)
     t1, c1 = time.monotonic(), cpu_s()
+    batches = {
+        m: round((e.images - runs0[m][1]) / max(1, e.runs - runs0[m][0]), 2)
+        for m, e in worker.engines.items()
+    }
     rss = rss_mb()
     need = int(0.9 * p.window_s * p.fps) if p.window_s * p.fps >= 2 else 1
     short, worst_lag, total = 0, 0.0, 0
@@ -147,7 +229,19 @@ def trial_ours(spec: dict) -> dict:
         short += got < need
         lags = [lag for t, lag in g.lags if t0 <= t <= t1]
         worst_lag = max([worst_lag, *lags])
-    policies = sorted({c.reader.stats().policy for c in worker.cameras})
+    stats = [c.reader.stats() for c in worker.cameras]
+    policies = sorted({st.policy for st in stats})
+    # why cameras fell short, when they did: not connected, reconnecting, or slow
+    readers = {
+        "online": sum(st.state == "online" for st in stats),
+        "reconnects": sum(st.reconnects for st in stats),
+        "packets_fps_min": min((st.packets_fps for st in stats), default=None),
+        "frames_decoded": sum(st.frames for st in stats) - frames0,
+        "gop_s": sorted({st.gop_s for st in stats if st.gop_s is not None})[-3:],
+        "faults": {k: sum(st.faults.get(k, 0) for st in stats) for k in FAULTS},
+        "engine_images": {m: e.images - runs0[m][1] for m, e in worker.engines.items()},
+        "errors": sorted({st.error for st in stats if st.error})[:3],
+    }
     # No worker.stop(): the caller prints the figures and ends the process at once.
     ok = short == 0 and worst_lag < 2 * p.period_s
     return {
@@ -160,6 +254,19 @@ def trial_ours(spec: dict) -> dict:
         "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1),
         "rss_mb": round(rss, 1),
         "policies": policies,
+        "mean_batch": batches,
+        "readers": readers,
+        "start_s": round(started_s, 2),
+        "reader_period_s": [
+            round(f(c.reader.period_s for c in worker.cameras), 2) for f in (min, max)
+        ],
+        "capacity": {m: e.capacity and round(e.capacity, 1) for m, e in worker.engines.items()},
+        "busy_ms": {
+            m: round(1000 * sum(b for _, b, _ in e._busy) / max(1, sum(n for *_, n in e._busy)), 1)
+            for m, e in worker.engines.items()
+        },
+        "rampup": rampup,
+        "threads": threading.active_count(),
     }
 
 
@@ -309,7 +416,7 @@ def prepare_media(work: Path, assets: Path) -> dict[str, Path]:
     if not src.is_file():
         sys.exit(f"bench: missing {src} (set EDGEWATCH_ASSETS to the assets mirror)")
     out = {}
-    for name, size in (("1080p", (1920, 1080)), ("720p", (1280, 720))):
+    for name, size in (("1080p", (1920, 1080)), ("720p", (1280, 720)), ("360p", (640, 360))):
         t = time.monotonic()
         out[name] = make_test_video(
             src, work / f"road_{name}.mp4", loops=8, gop=50, size=size, preset="superfast"
@@ -350,13 +457,19 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a few minutes, for smoke checks")
     ap.add_argument("--files", action="store_true", help="read files instead of RTSP")
     ap.add_argument("--json", type=Path, default=Path("bench_edge.json"))
-    ap.add_argument("--profiles", default="flood,fire,traffic")
+    ap.add_argument("--profiles", default="flood,fire,fire_substream,traffic")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument(
         "--threads",
         type=int,
         default=1,
         help="onnxruntime intra-op threads of the worker (1: the cameras are the parallelism)",
+    )
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="the worker's models.parallel: runs of the model at once (default: the cores)",
     )
     ap.add_argument("--start", type=int, help="first camera count to try (ours)")
     ap.add_argument("--ours-trial", help=argparse.SUPPRESS)
@@ -379,7 +492,8 @@ def main() -> int:
     work.mkdir(exist_ok=True)
     models = work / "models"
     mirror = default_mirror() or assets / "models"
-    Registry(models).pull("yolox_nano", mirror=mirror)
+    for model_id in sorted({"yolox_nano", *(p.model for p in PROFILES.values())}):
+        Registry(models).pull(model_id, mirror=mirror)  # a shipped model is copied
     media = prepare_media(work, assets)
     broker, edge_mqtt = start_broker(work)
     rtsp = None
@@ -406,24 +520,25 @@ def main() -> int:
             transport = f"RTSP/TCP on loopback, {MOUNTS_PER_SIZE} shared mounts per size"
         profiles = QUICK if args.quick else PROFILES
         names = [n.strip() for n in args.profiles.split(",") if n.strip()]
-        budget = (5 if args.quick else 13.5) * 60 - (time.monotonic() - started)
-        per_profile = budget / len(names)
         results: dict[str, dict] = {}
         for name in names:
             p = profiles[name]
-            res = "1080p" if p.size[1] == 1080 else "720p"
+            res = p.media
+            per_profile = (5 * 60 / len(names)) if args.quick else BUDGET_S[name]
             spec = {
                 "profile": {**p.__dict__},
                 "urls": urls[res],
                 "mqtt": edge_mqtt,
                 "models": str(models),
                 "threads": args.threads,
+                "parallel": args.parallel,
             }
             t_profile = time.monotonic()
             print(f"\n== {name}: {res}, {p.fps:.4g} samples/s per camera ({transport})")
             print("  ours (edgewatch worker):")
 
             def ours(n: int, spec: dict = spec, p: Profile = p) -> dict:
+                first: dict | None = None
                 for attempt in range(2):
                     spool = tempfile.mkdtemp(dir=work)
                     try:
@@ -432,11 +547,17 @@ def main() -> int:
                         )
                     finally:
                         shutil.rmtree(spool, ignore_errors=True)
-                    if r.get("samples") != 0 or attempt:
+                    if first is not None:
+                        r["first_attempt"] = {k: v for k, v in first.items() if k != "rampup"}
+                    online = (r.get("readers") or {}).get("online", n)
+                    if attempt or (r.get("samples") != 0 and (r["ok"] or online == n)):
                         return r
-                    # Not one frame from any camera: the stream source failed, not the
-                    # worker. Say so and try once more on a fresh copy of the mounts.
-                    print(f"    n={n:<4} no stream at all (source failure); retrying")
+                    # Not one frame from any camera, or cameras that never connected: the
+                    # stream source failed (the RTSP server sometimes leaves a set of
+                    # mounts unanswered), not the worker. Say so and try once more on a
+                    # fresh copy of the mounts; the JSON keeps the failed attempt.
+                    print(f"    n={n:<4} {online} of {n} cameras connected (source); retrying")
+                    first = r
                 return r
 
             ours_share = 0.6 if not args.no_baseline else 1.0
@@ -453,6 +574,13 @@ def main() -> int:
                 base_best, base_trials = search(base, p.baseline_start, 4, t_profile + per_profile)
             cams = best["n"] if best else 0
             bcams = base_best["n"] if base_best else 0
+            sweep = []
+            if name == "traffic" and cams and not args.quick:
+                print(f"  batch sweep at {cams} cameras (models.max_batch):")
+                for mb in BATCH_SWEEP:
+                    r = ours(cams, {**spec, "max_batch": mb})
+                    sweep.append({"max_batch": mb, **r})
+                    print(f"    max_batch={mb} {json.dumps(r)}")
             results[name] = {
                 "cameras": cams,
                 "baseline_cameras": bcams,
@@ -467,6 +595,8 @@ def main() -> int:
                     round(base_best["rss_mb"] / bcams, 2) if base_best else None
                 ),
                 "search_exhausted": bool(best) and all(t["ok"] for t in trials),
+                "growth": growth(trials),
+                "batch_sweep": sweep,
                 "trials": trials,
                 "baseline_trials": base_trials,
             }
@@ -475,15 +605,120 @@ def main() -> int:
             "transport": transport,
             "quick": args.quick,
             "seconds": round(time.monotonic() - started),
+            "command": "python scripts/bench_edge.py " + " ".join(sys.argv[1:]),
             "profiles": results,
         }
-        args.json.write_text(json.dumps(doc, indent=2))
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        write_growth(doc, args.json.with_suffix(".md"), args.json.with_suffix(".svg"))
         print_table(doc)
         print(f"\nwrote {args.json} in {doc['seconds']} s")
         return 0
     finally:
         procs.stop(rtsp)
         procs.stop(broker)
+
+
+def growth(trials: list[dict]) -> list[dict]:
+    """CPU and memory per camera at each count tried, in order of the count."""
+    rows = []
+    for t in sorted(trials, key=lambda t: t["n"]):
+        if "cpu_pct" not in t:
+            continue  # a trial that did not report (it timed out or crashed)
+        rows.append(
+            {
+                "n": t["n"],
+                "ok": t["ok"],
+                "cpu_pct": t["cpu_pct"],
+                "cpu_pct_per_camera": round(t["cpu_pct"] / t["n"], 3),
+                "rss_mb": t["rss_mb"],
+                "rss_mb_per_camera": round(t["rss_mb"] / t["n"], 2),
+                "lag_max_s": t["lag_max_s"],
+            }
+        )
+    return rows
+
+
+def write_growth(doc: dict, md: Path, svg: Path) -> None:
+    """The growth of CPU and memory with the camera count: a table and a plot (SVG, drawn
+    here: no plotting library on the box)."""
+    lines = [
+        "# Per-box throughput: CPU and memory against the camera count",
+        "",
+        f"From `{doc['command']}` ({doc['transport']}, {doc['machine']['cpus']} CPUs). "
+        "Each row is one trial of the search; `ok` is whether every camera met its rate.",
+        "",
+        "| profile | cameras | ok | CPU % (100 = a core) | CPU % / camera | RSS MB "
+        "| RSS MB / camera | worst lag s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in doc["profiles"].items():
+        for g in r["growth"]:
+            lines.append(
+                f"| {name} | {g['n']} | {'yes' if g['ok'] else 'no'} | {g['cpu_pct']} | "
+                f"{g['cpu_pct_per_camera']} | {g['rss_mb']} | {g['rss_mb_per_camera']} | "
+                f"{g['lag_max_s']} |"
+            )
+    sweep = doc["profiles"].get("traffic", {}).get("batch_sweep") or []
+    if sweep:
+        lines += [
+            "",
+            f"Traffic at {sweep[0]['n']} cameras with the engine's batch capped "
+            "(`models.max_batch`):",
+            "",
+            "| max_batch | ok | mean batch | CPU % | worst lag s |",
+            "|---|---|---|---|---|",
+        ]
+        for t in sweep:
+            mean = next(iter((t.get("mean_batch") or {}).values()), "-")
+            lines.append(
+                f"| {t['max_batch']} | {'yes' if t['ok'] else 'no'} | {mean} | "
+                f"{t.get('cpu_pct', '-')} | {t.get('lag_max_s', '-')} |"
+            )
+    md.write_text("\n".join(lines) + "\n")
+    w, h, pad = 720, 300, 50
+    colours = {"flood": "#1f77b4", "fire": "#d62728", "fire_substream": "#ff7f0e",
+               "traffic": "#2ca02c"}  # fmt: skip
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w}" height="{h}" '
+        'font-family="sans-serif" font-size="12">'
+    ]
+    for panel, (key, title) in enumerate(
+        (("cpu_pct", "CPU % of the process (200 = both cores)"), ("rss_mb", "RSS MB"))
+    ):
+        x0 = panel * w
+        series = {n: r["growth"] for n, r in doc["profiles"].items() if r["growth"]}
+        max_n = max((g["n"] for gs in series.values() for g in gs), default=1)
+        max_y = max((g[key] for gs in series.values() for g in gs), default=1) * 1.1 or 1
+
+        def px(n: float, y: float, x0: int = x0, max_n: int = max_n, max_y: float = max_y):
+            xx = x0 + pad + (w - 2 * pad) * n / max_n
+            return round(xx, 1), round(h - pad - (h - 2 * pad) * y / max_y, 1)
+
+        parts.append(f'<text x="{x0 + pad}" y="20">{title} against cameras</text>')
+        parts.append(
+            f'<line x1="{x0 + pad}" y1="{h - pad}" x2="{x0 + w - pad}" y2="{h - pad}" '
+            'stroke="black"/>'
+            f'<line x1="{x0 + pad}" y1="{pad}" x2="{x0 + pad}" y2="{h - pad}" stroke="black"/>'
+            f'<text x="{x0 + w - pad}" y="{h - pad + 30}" text-anchor="end">cameras '
+            f"(0 to {max_n})</text>"
+            f'<text x="{x0 + 5}" y="{pad - 5}">{max_y:.0f}</text>'
+        )
+        for k, (name, gs) in enumerate(series.items()):
+            c = colours.get(name, "#555")
+            pts = " ".join(f"{a},{b}" for a, b in (px(g["n"], g[key]) for g in gs))
+            parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>')
+            for g in gs:
+                a, b = px(g["n"], g[key])
+                fill = c if g["ok"] else "white"
+                parts.append(f'<circle cx="{a}" cy="{b}" r="4" fill="{fill}" stroke="{c}"/>')
+            parts.append(
+                f'<text x="{x0 + pad + 10}" y="{pad + 15 * k + 10}" fill="{c}">{name}</text>'
+            )
+    parts.append(
+        f'<text x="{pad}" y="{h - 8}">filled: every camera met its rate; open: the trial '
+        "failed</text></svg>"
+    )
+    svg.write_text("".join(parts) + "\n")
 
 
 def print_table(doc: dict) -> None:

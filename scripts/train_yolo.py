@@ -81,6 +81,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.inference.detections import nms  # noqa: E402
 from edge.inference.metrics import ImageResult, evaluate, read_yolo_labels  # noqa: E402
+from edgewatch.onnx_batch import batch_agnostic  # noqa: E402
 
 STRIDES = (8, 16, 32)
 IMG_EXT = (".jpg", ".jpeg", ".png", ".bmp")
@@ -216,22 +217,8 @@ class OnnxYolox(nn.Module):
                 arr = self.params[self.key[init.name]].detach().cpu().numpy().astype(np.float32)
                 init.CopyFrom(numpy_helper.from_array(arr, init.name))
         # The export tail reshapes each level to (1, 5 + 80, -1): make it (N, 5 + nc, -1).
-        for node in graph.node:
-            if node.op_type == "Reshape":
-                for init in graph.initializer:
-                    if init.name == node.input[1]:
-                        shape = numpy_helper.to_array(init).copy()
-                        shape[0], shape[1] = 0, 5 + nc  # 0: copy the batch dimension
-                        init.CopyFrom(numpy_helper.from_array(shape, init.name))
-        for value in list(graph.input) + list(graph.output):
-            dim0 = value.type.tensor_type.shape.dim[0]
-            dim0.ClearField("dim_value")
-            dim0.dim_param = "batch"
-        out_dims = graph.output[0].type.tensor_type.shape.dim
-        out_dims[2].dim_value = 5 + nc
-        del graph.value_info[:]
+        batch_agnostic(model, 5 + nc)
         model.doc_string = f"edgewatch YOLOX-Nano {dst.stem}; classes: " + ",".join(class_names)
-        onnx.checker.check_model(model)
         dst.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(model, str(dst))
 

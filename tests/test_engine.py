@@ -167,3 +167,44 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return inter / (area + areas - inter)
+
+
+class CountingModel(SleepyModel):
+    """A SleepyModel that records how many runs were in progress at once."""
+
+    def __init__(self, per_image: float) -> None:
+        super().__init__(per_image)
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+
+    def detect_batch(self, frames: Sequence[Any], min_score: float) -> list[Detections]:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return super().detect_batch(frames, min_score)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_parallel_runs_serve_that_many_at_once_and_measure_the_capacity_of_all(
+    parallel: int,
+) -> None:
+    """models.parallel: each engine thread takes the next request in fair order, so an
+    overloaded model serves `parallel` requests at once, and the capacity the cameras are
+    paced by counts every thread (one thread's figure would throttle them to half)."""
+    model = CountingModel(0.02)  # 50 images/s per run at a time
+    engine = InferenceEngine(model, "m", parallel=parallel)
+    try:
+        rates = {f"c{i}": 40.0 for i in range(6)}  # 240/s asked: overloaded either way
+        got, _ = drive(engine, rates, {}, 4.0)
+    finally:
+        engine.stop()
+    assert model.most == parallel
+    assert engine.capacity is not None
+    assert engine.capacity == pytest.approx(0.9 * 50 * parallel, rel=0.2)
+    assert sum(got.values()) == pytest.approx(0.9 * 50 * parallel, rel=0.2), got
+    fair = list(got.values())
+    assert max(fair) / min(fair) < 1.3, got

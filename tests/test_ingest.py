@@ -83,6 +83,24 @@ def test_keyframes_policy_decodes_only_the_keyframes_it_needs(server: RtspServer
     assert st.reconnects == 0 and not any(st.faults.values()), st
 
 
+def test_a_shorter_period_brings_the_next_sample_forward(server: RtspServer) -> None:
+    """The worker paces a camera at the engine's fair share. A share that was small for a
+    moment gave a long period (here 30 s); when it grows back the next sample must come one
+    new period after the last, not at the end of the old one (issue 21: after a start-up
+    burst every fire camera went quiet for seconds)."""
+    reader = CameraReader(camera(server.url("gop2s"), decode="keyframes"), period_s=30.0)
+    reader.start()
+    try:
+        first, _ = collect(reader, 4.0)
+        assert len(first) == 1, len(first)  # due at once, then not for 15 s
+        reader.period_s = 2.0
+        frames, st = collect(reader, 7.0)
+    finally:
+        reader.stop()
+    assert 2 <= len(frames) <= 5, len(frames)  # every ~2 s again, not ~15 s from the first
+    assert st.reconnects == 0
+
+
 def test_all_policy_decodes_every_frame_and_keeps_the_latest(server: RtspServer) -> None:
     reader = CameraReader(camera(server.url("gop2s"), decode="all"), period_s=0.1)
     reader.start()

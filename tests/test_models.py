@@ -191,6 +191,42 @@ def test_the_shipped_fire_smoke_model_resolves_from_models_and_detects_fire(
     assert total > 10 and hits / total >= 0.5, (hits, total)
 
 
+def test_the_shipped_batch_coco_model_detects_as_the_original_in_batches(
+    tmp_path: Path, assets: Path
+) -> None:
+    """models/yolox_nano_batch.onnx is yolox_nano with a dynamic batch and nothing else
+    changed (its card): on real road frames, every batch size gives the original's
+    detections, frame for frame."""
+    import av
+
+    reg = Registry(tmp_path / "empty")
+    spec = reg.spec("yolox_nano_batch")
+    assert spec.shipped and reg.resolve("yolox_nano_batch") == SHIPPED_DIR / spec.file
+    batch = Detector(spec, reg.resolve("yolox_nano_batch"), threads=1)
+    mirror = Registry(assets / "models")
+    original = Detector(mirror.spec("yolox_nano"), mirror.resolve("yolox_nano"), threads=1)
+    assert batch.dynamic_batch and not original.dynamic_batch
+    assert spec.classes == mirror.spec("yolox_nano").classes
+    frames = []
+    with av.open(str(assets / "video" / "parking_lot_cars_768x432.mp4")) as c:
+        for k, f in enumerate(c.decode(video=0)):
+            if k % 40 == 0:
+                frames.append(f.to_ndarray(format="bgr24"))
+            if len(frames) == 6:
+                break
+    want = [original.detect(f, 0.1) for f in frames]
+    assert sum(len(d) for d in want) >= 3  # cars in the lot: something to compare
+    x, _ = batch.preprocess(frames)
+    raw = np.concatenate([original.run(x[i : i + 1]) for i in range(len(x))])
+    assert np.array_equal(batch.run(x), raw)  # the raw head, all 6 in one call
+    for size in (2, 3, 6):
+        got = [d for i in range(0, 6, size) for d in batch.detect_batch(frames[i : i + size], 0.1)]
+        for g, w in zip(got, want, strict=True):
+            assert np.array_equal(g.class_id, w.class_id)
+            assert np.allclose(g.xyxy, w.xyxy, atol=1e-3)
+            assert np.allclose(g.confidence, w.confidence, atol=1e-5)
+
+
 def test_average_precision_hand_computed_case() -> None:
     """Three ground-truth boxes, three detections: one hit, one miss, one loose hit.
 

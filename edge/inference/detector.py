@@ -27,7 +27,6 @@ Everything per frame is vectorised; only NMS keeps a loop over the surviving box
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,7 +330,6 @@ class Detector:
                     f"says {spec.input_height}x{spec.input_width}"
                 )
         self.adapter = adapter_for(spec, self.session.get_outputs()[0].shape)
-        self._lock = threading.Lock()
         log.info(
             "detector ready",
             extra={
@@ -420,12 +418,13 @@ class Detector:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The raw model output for a preprocessed batch (looping when the batch is fixed)."""
-        with self._lock:
-            if batch.shape[0] == 1 or self.dynamic_batch:
-                return self.session.run(None, {self.input_name: batch})[0]
-            return np.concatenate(
-                [self.session.run(None, {self.input_name: b[None]})[0] for b in batch]
-            )
+        # No lock: onnxruntime's Run is thread-safe, and the engine's parallel runs
+        # (models.parallel) are concurrent calls on this one session.
+        if batch.shape[0] == 1 or self.dynamic_batch:
+            return self.session.run(None, {self.input_name: batch})[0]
+        return np.concatenate(
+            [self.session.run(None, {self.input_name: b[None]})[0] for b in batch]
+        )
 
     def detect_batch(
         self, frames: Sequence[Any], min_score: float, multi_label: bool = False

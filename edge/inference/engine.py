@@ -65,8 +65,14 @@ class EngineStopped(RuntimeError):
 
 
 class InferenceEngine:
-    def __init__(self, detector: BatchDetector, name: str, max_batch: int = 8) -> None:
+    def __init__(
+        self, detector: BatchDetector, name: str, max_batch: int = 8, parallel: int = 1
+    ) -> None:
         self.detector = detector
+        # Runs at once: each engine thread takes the next batch in fair order. On a 2-core
+        # box with a hundred cameras one run at a time left a core to the readers and the
+        # other idle between runs (issue 21); onnxruntime allows concurrent runs.
+        self.parallel = max(1, parallel)
         self.name = name
         self.max_batch = max_batch if detector.dynamic_batch else 1
         self._cond = threading.Condition()
@@ -85,8 +91,12 @@ class InferenceEngine:
         self._allowed: dict[str, float] = {}
         self._rebalanced = 0.0
         self.capacity: float | None = None  # images per second at the target utilisation
-        self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
-        self._thread.start()
+        self.threads = [
+            threading.Thread(target=self._loop, name=f"engine-{name}-{i}", daemon=True)
+            for i in range(self.parallel)
+        ]
+        for t in self.threads:
+            t.start()
 
     # -- cameras' side ---------------------------------------------------------------------
 
@@ -121,7 +131,8 @@ class InferenceEngine:
             self.capacity = None  # not enough evidence: nobody is throttled
             self._allowed = {k: r for k, (r, _) in self._demand.items()}
             return
-        self.capacity = self.target_utilisation * images / busy
+        # busy is summed over the engine's threads: each can run at images / busy
+        self.capacity = self.target_utilisation * self.parallel * images / busy
         self._allowed = water_fill(self._demand, self.capacity)
 
     def infer(
@@ -169,7 +180,8 @@ class InferenceEngine:
                 req.done.set()
             self._pending.clear()
             self._cond.notify_all()
-        self._thread.join(timeout=10)
+        for t in self.threads:
+            t.join(timeout=10)
 
     def _loop(self) -> None:
         while True:

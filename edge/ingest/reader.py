@@ -156,6 +156,8 @@ class CameraReader:
         self.cfg = cfg
         self.ring = ring  # keeps the last seconds of packets for evidence clips
         self._pts_seen: dict[int, float] = {}  # pts -> monotonic arrival of its packet
+        self._next_due = 0.0  # monotonic time the next sample is due (keyframes/snapshot)
+        self._last_sample: float | None = None  # when the last sample was handed out
         self.period_s = period_s
         self.policy: Policy = policy or choose_policy(cfg.decode, period_s)
         self.safe_url = redact_url(cfg.url)
@@ -176,7 +178,6 @@ class CameraReader:
         self._effective = str(self.policy)
         self._gop_s: float | None = None
         self._size: tuple[int, int] | None = None
-        self._next_due = 0.0  # monotonic time the next sample is due (keyframes/snapshot)
         self._recent: deque[float] = deque(maxlen=512)  # monotonic times of decoded frames
         self._recent_packets: deque[float] = deque(maxlen=2048)
         self._last_frame_mono: float | None = None
@@ -185,6 +186,21 @@ class CameraReader:
         self._thread = threading.Thread(target=self._run, name=f"reader-{cfg.id}", daemon=True)
 
     # -- public ----------------------------------------------------------------------------
+
+    @property
+    def period_s(self) -> float:
+        return self._period_s
+
+    @period_s.setter
+    def period_s(self, value: float) -> None:
+        """A shorter period takes effect at once. A sample scheduled under a longer one (a
+        moment of overload, when the engine's fair share was small) is brought forward to
+        one new period after the last sample: the camera is never left silent for the rest
+        of an old, long period (issue 21)."""
+        old = getattr(self, "_period_s", value)
+        self._period_s = value
+        if value < old and self._last_sample is not None:
+            self._next_due = min(self._next_due, self._last_sample + value)
 
     def start(self) -> None:
         if self.policy == "snapshot":
@@ -297,10 +313,19 @@ class CameraReader:
         return url[len("file://") :] if url.startswith("file://") else url
 
     def _open(self) -> av.container.InputContainer:
-        kwargs = dict(
-            options=open_options(self.cfg),
-            timeout=(self.cfg.reconnect.open_timeout_s, self.cfg.reconnect.stall_timeout_s),
+        # Where FFmpeg's protocol has an I/O timeout of its own (RTSP's ``timeout``,
+        # HTTP's ``rw_timeout``: open_options sets them to stall_timeout_s), PyAV's read
+        # timeout is left off. PyAV implements it as an interrupt callback that takes the
+        # GIL on every check, and FFmpeg checks several times per network read: with a
+        # hundred cameras in one process, every reader thread queued for the GIL many
+        # times per packet (issue 21). The open timeout stays: opening is once.
+        own = open_options(self.cfg)
+        read_timeout = (
+            None
+            if ("timeout" in own or "rw_timeout" in own)
+            else (self.cfg.reconnect.stall_timeout_s)
         )
+        kwargs = dict(options=own, timeout=(self.cfg.reconnect.open_timeout_s, read_timeout))
         for device in self._hw_candidates():
             try:
                 accel = av.codec.hwaccel.HWAccel(device_type=device, allow_software_fallback=True)
@@ -528,6 +553,7 @@ class CameraReader:
                     # Average rate = 1 / period even when keyframes do not line up with it;
                     # after a stall, at most one extra sample half a period later (no burst).
                     self._next_due = max(self._next_due + self.period_s, now + self.period_s / 2)
+                    self._last_sample = now
                     if self.policy == "snapshot":
                         return True
             if not got and now > first_frame_deadline:
