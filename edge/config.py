@@ -64,7 +64,17 @@ class ReconnectSettings(_Strict):
 
 class CameraConfig(_Strict):
     id: str = Field(pattern=ID_PATTERN)
-    url: str = Field(description="rtsp://, rtsps://, http(s):// or a file path / file:// URL")
+    url: str = Field(
+        description="the detect stream, which the analytics read: rtsp://, rtsps://, "
+        "http(s):// or a file path / file:// URL (on an IP camera, its low-resolution "
+        "sub-stream)"
+    )
+    record_url: str | None = Field(
+        None,
+        description="the record stream (the camera's main stream, full resolution): "
+        "evidence clips, and the frames and crops cut from them, come from it; read (never "
+        "decoded) only when an analytic keeps evidence clips",
+    )
     enabled: bool = True
     transport: Literal["tcp", "udp"] = "tcp"
     decode: Literal["auto", "snapshot", "keyframes", "all"] = Field(
@@ -86,10 +96,10 @@ class CameraConfig(_Strict):
     analytics: list[Analytic] = Field(default_factory=list)
     reconnect: ReconnectSettings = Field(default_factory=ReconnectSettings)
 
-    @field_validator("url")
+    @field_validator("url", "record_url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if "://" in value and not value.startswith(_URL_SCHEMES):
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and not value.startswith(_URL_SCHEMES):
             raise ValueError("scheme must be one of " + ", ".join(_URL_SCHEMES))
         return value
 

@@ -251,6 +251,7 @@ class _Camera:
     online_since: float | None = None
     decoder_labels: tuple[str, str, str] | None = None
     ring: PacketRing | None = None  # when an analytic keeps video for evidence clips
+    recorder: CameraReader | None = None  # feeds the ring from the record stream
     last_tick: float = 0.0
     version: str = ""  # the configuration it runs (config_hash)
     doc: dict[str, Any] | None = None  # as the hub sent it (kept as the last good)
@@ -406,10 +407,26 @@ class EdgeWorker:
             )
         ctx.ring = ring
         periods = [g.period_s for g in all_groups]
-        reader = CameraReader(cam, period_s=min(periods, default=1.0), ring=ring)
+        period = min(periods, default=1.0)
+        # Camera roles: the analytics read `url` (the detect stream); with a `record_url`
+        # the evidence ring is fed from that stream instead, demuxed and never decoded.
+        recorder = None
+        if ring is not None and cam.record_url:
+            rec = cam.model_copy(update={"url": cam.record_url, "record_url": None})
+            recorder = CameraReader(rec, period_s=period, ring=ring, record_only=True)
+            recorder._thread = self.supervisor.thread(f"recorder-{cam.id}", recorder._run)
+        elif cam.record_url:
+            log.info(
+                "record stream not read: no analytic of this camera keeps evidence clips",
+                extra={"camera": cam.id},
+            )
+        reader = CameraReader(cam, period_s=period, ring=None if recorder else ring)
         # its reading loop under supervision (the thread is not started yet)
         reader._thread = self.supervisor.thread(f"reader-{cam.id}", reader._run)
-        return _Camera(cam, reader, all_groups, ctx, ring=ring, version=version, doc=doc, subs=subs)
+        return _Camera(
+            cam, reader, all_groups, ctx, ring=ring, version=version, doc=doc, subs=subs,
+            recorder=recorder,
+        )  # fmt: skip
 
     def _start_camera(self, cam: _Camera) -> None:
         for g in cam.groups:
@@ -417,6 +434,8 @@ class EdgeWorker:
                 g.engine.register(g.stream, 1.0 / g.period_s, g.weight)
         for topic, _ in cam.subs:
             self._resubscribe(topic, also=cam)
+        if cam.recorder is not None:
+            cam.recorder.start()
         cam.reader.start()
         cam.thread = self.supervisor.thread(f"analyse-{cam.cfg.id}", self._analyse, cam)
         cam.thread.start()
@@ -425,6 +444,8 @@ class EdgeWorker:
         """Stop one camera's pipeline; its open events end, as on a worker's stop."""
         cam.stop.set()
         cam.reader.stop()
+        if cam.recorder is not None:
+            cam.recorder.stop()
         if cam.thread is not None:
             cam.thread.join(timeout=10)
         now = contract.utcnow()

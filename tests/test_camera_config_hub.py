@@ -525,6 +525,38 @@ def test_the_password_is_never_shown_and_stars_keep_it(
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "url"
 
 
+def test_the_record_stream_uses_the_cameras_password_and_never_shows_it(
+    api_hub: tuple[TestClient, CameraConfigService], db_url: str
+) -> None:
+    """Camera roles: `url` is the detect (sub-)stream, `record_url` the main stream of the
+    same camera. Its password is url's: stored once, encrypted; sent to the edge in both."""
+    client, service = api_hub
+    op = bearer(client, "op")
+    cid = "cam-roles"
+    main = URL.replace("Channels/101", "Channels/102")
+    r = put(client, op, cid, camera(cid, record_url=main), "edge-1")
+    assert r.status_code == 200, r.text
+    shown = client.get(f"/api/v1/cameras/{cid}/config", headers=op).json()["config"]
+    assert shown["record_url"] == SHOWN.replace("Channels/101", "Channels/102")
+    with service.sessions() as session:
+        sent = service.message(session, SITE, "edge-1").cameras[0].config
+    assert sent["url"] == URL and sent["record_url"] == main
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        stored = json.dumps(
+            [str(x) for x in conn.execute(text("SELECT config FROM camera_configs")).all()]
+        )
+    engine.dispose()
+    assert SECRET not in stored
+    # another password than the camera's is refused at the key, and so is one without url's
+    other = main.replace(SECRET, "another-pass")
+    r = put(client, op, cid, camera(cid, record_url=other), "edge-1")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "record_url"
+    assert "another-pass" not in r.text
+    r = put(client, op, cid, camera(cid, url="rtsp://10.20.0.5/s", record_url=main), "edge-1")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "record_url"
+
+
 @pytest.mark.parametrize(
     ("url", "shown", "password"),
     [

@@ -17,7 +17,9 @@ import pytest
 
 from edge.config import CameraConfig
 from edge.events.evidence import PacketRing, TrackHistory, assemble, verify_manifest
+from edge.ingest.media import make_test_video
 from edge.ingest.reader import CameraReader
+from tests.conftest import HIGHWAY, _asset
 from tests.helpers import RtspServer, wait_for
 
 T0 = 1_795_000_000.0  # epoch seconds the file's first packet is placed at
@@ -139,7 +141,12 @@ def test_no_video_for_the_time_says_so(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def rtsp(tmp_path_factory: pytest.TempPathFactory, h264_video: Path) -> Iterator[RtspServer]:
-    srv = RtspServer(tmp_path_factory.mktemp("rtsp-ev"), {"road": h264_video})
+    # "road" is the camera's sub-stream (320x240); "road_main" its main stream, the same
+    # scene at 640x480 (a camera's two roles: detect and record)
+    main = make_test_video(
+        _asset(HIGHWAY), tmp_path_factory.mktemp("main") / "main.mp4", loops=2, size=(640, 480)
+    )
+    srv = RtspServer(tmp_path_factory.mktemp("rtsp-ev"), {"road": h264_video, "road_main": main})
     srv.start()
     yield srv
     srv.stop()
@@ -165,3 +172,48 @@ def test_ring_fed_by_a_live_rtsp_camera_cuts_playable_clips(
     assert info is not None
     frames = decode(info.path)
     assert len(frames) >= 70 and frames[0].shape == (240, 320, 3)  # 25 fps, from a keyframe
+
+
+def test_a_record_stream_feeds_the_ring_and_evidence_is_cut_at_its_resolution(
+    tmp_path: Path, rtsp: RtspServer
+) -> None:
+    """Camera roles: the analytics decode the detect stream (320x240); the evidence ring is
+    fed from the record stream (640x480), demuxed and never decoded. The package's frames
+    are the record stream's, and a box tracked in detect pixels lands on the same spot."""
+    ring = PacketRing(seconds=10)
+    detect = CameraConfig.model_validate(
+        {"id": "cam", "url": rtsp.url("road"), "record_url": rtsp.url("road_main")}
+    )
+    assert detect.record_url is not None
+    record = detect.model_copy(update={"url": detect.record_url, "record_url": None})
+    reader = CameraReader(detect, period_s=0.1, policy="all")
+    recorder = CameraReader(record, period_s=0.1, ring=ring, record_only=True)
+    recorder.start()
+    reader.start()
+    try:
+        wait_for(lambda: ring.span and ring.span[1] - ring.span[0] > 6.0, 30, what="6 s in ring")
+        frame = reader.next_frame(0, timeout=5)
+        assert frame is not None and (frame.width, frame.height) == (320, 240)
+        t = time.time() - 3.0
+        history = TrackHistory()
+        for k in range(-30, 31):  # a box held still in detect pixels around t
+            history.add(t + k * 0.1, np.array([3]), np.array([[100, 80, 180, 160]], np.float32))
+        pkg = assemble(
+            tmp_path / "ev", ring, history, track_id=3, t=t, frame_wh=(320, 240),
+            metadata={"rule": "test"}, pre_s=2.0, post_s=2.0,
+        )  # fmt: skip
+        rec_stats = recorder.stats()
+    finally:
+        reader.stop()
+        recorder.stop()
+    assert rec_stats.frames == 0 and rec_stats.packets_fps > 15  # read, never decoded
+    assert rec_stats.state == "online" and rec_stats.reconnects == 0
+    at = cv2.imread(str(pkg.folder / "at.jpg"))
+    assert at.shape == (480, 640, 3)  # the record stream's pixels
+    red = (at[:, :, 2] > 200) & (at[:, :, 1] < 60) & (at[:, :, 0] < 60)
+    xs, ys = np.nonzero(red.any(axis=0))[0], np.nonzero(red.any(axis=1))[0]
+    assert abs(xs.min() - 200) <= 4 and abs(xs.max() - 360) <= 4  # 100..180 at 2x
+    assert abs(ys.min() - 160) <= 4 and abs(ys.max() - 320) <= 4
+    crop = cv2.imread(str(pkg.folder / "vehicle.jpg"))
+    assert crop.shape[:2] == (160, 160)  # cut from the main stream, not the sub-stream
+    assert verify_manifest(pkg.folder, pkg.manifest_sha256) == []

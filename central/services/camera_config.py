@@ -316,8 +316,11 @@ class CameraConfigService(RetainedSync):
     def sent_config(self, row: CameraConfigRow) -> dict[str, Any]:
         """The document as the edge gets it: the real URL."""
         doc = copy.deepcopy(row.config)
-        if isinstance(doc.get("url"), str) and row.url_secret is not None:
-            doc["url"] = with_password(doc["url"], self._decrypt(row.url_secret))
+        if row.url_secret is not None:
+            secret = self._decrypt(row.url_secret)
+            for key in ("url", "record_url"):  # the record stream: the same camera's account
+                if isinstance(doc.get(key), str):
+                    doc[key] = with_password(doc[key], secret)
         return doc
 
     # -- reading ---------------------------------------------------------------------------
@@ -378,6 +381,23 @@ class CameraConfigService(RetainedSync):
                     )
             stored["url"] = shown
             sent["url"] = with_password(shown, password)
+        record = config.get("record_url")
+        if isinstance(record, str):
+            # The record stream is the same camera's main stream, on the same account: its
+            # password is url's (stored once, encrypted), never a second secret in clear.
+            rshown, rpassword = split_password(record)
+            if rpassword not in (None, MASK) and rpassword != password:
+                errors.append(
+                    {
+                        "loc": "record_url",
+                        "msg": "its password must be url's (the record stream is the same "
+                        f"camera's account); write {MASK} or leave it out",
+                    }
+                )
+            elif rpassword is not None and password is None:
+                errors.append({"loc": "record_url", "msg": "has a password but url has none"})
+            stored["record_url"] = rshown
+            sent["record_url"] = with_password(rshown, password)
         try:
             CameraConfig.model_validate(sent)
         except ValidationError as exc:

@@ -152,9 +152,13 @@ class CameraReader:
         policy: Policy | None = None,
         seed: int | None = None,
         ring: PacketRing | None = None,
+        record_only: bool = False,
     ) -> None:
         self.cfg = cfg
         self.ring = ring  # keeps the last seconds of packets for evidence clips
+        # A camera's record stream: its packets go to the ring and nothing is decoded
+        # (the analytics read the detect stream, another reader).
+        self.record_only = record_only
         self._pts_seen: dict[int, float] = {}  # pts -> monotonic arrival of its packet
         self._next_due = 0.0  # monotonic time the next sample is due (keyframes/snapshot)
         self._last_sample: float | None = None  # when the last sample was handed out
@@ -492,6 +496,10 @@ class CameraReader:
                 self._last_packet_mono = now
             if self.ring is not None:
                 self.ring.add(packet, time.time() - (time.monotonic() - now))
+            if self.record_only:
+                got = True  # packets are what a record stream is for
+                self._error = None
+                continue
             if decode_all and pts is not None:
                 # the decoder returns frames packets later (threads): remember when each
                 # frame's own packet arrived, so its capture time is that, not the later one
