@@ -52,6 +52,7 @@ from edge.inference.detector import Detector
 from edge.inference.engine import EngineStopped, InferenceEngine
 from edge.inference.registry import Registry
 from edge.ingest.reader import FAULTS, CameraReader, Frame
+from edge.memory import pin_mmap_threshold
 from edge.supervisor import Supervisor
 from edge.transport.publisher import Publisher
 from edge.transport.spool import Message, Spool, SpoolError
@@ -283,6 +284,7 @@ def _fan_out(callbacks: list[Any]) -> Any:
 
 class EdgeWorker:
     def __init__(self, cfg: EdgeConfig) -> None:
+        pin_mmap_threshold()  # decoded frames go back to the system (edge/memory.py)
         self.cfg = cfg
         self.metrics = EdgeMetrics()
         self._stop = threading.Event()

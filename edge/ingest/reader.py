@@ -324,6 +324,12 @@ class CameraReader:
         # hundred cameras in one process, every reader thread queued for the GIL many
         # times per packet (issue 21). The open timeout stays: opening is once.
         own = open_options(self.cfg)
+        if self.policy == "snapshot" and not self.cfg.is_file:
+            # A snapshot camera opens once per sample, and FFmpeg's stream probe decoded
+            # several 1080p frames at each open: 58 ms of CPU of the ~70 a flood sample
+            # cost (issue 21). The first keyframe is all a snapshot needs, and RTSP's SDP
+            # carries the codec parameters: probe as little as FFmpeg allows.
+            own |= {"analyzeduration": "0", "probesize": "32768"}
         read_timeout = (
             None
             if ("timeout" in own or "rw_timeout" in own)
