@@ -83,7 +83,7 @@ class Profile:
 # the 1,000-camera target before it stops; fire_substream is a fire camera read on its
 # 640x360 sub-stream (the "detect" role most IP cameras offer beside the main stream).
 PROFILES = {
-    "flood": Profile("flood", (1920, 1080), 1 / 60, 12, 75, 300, 8, 4),
+    "flood": Profile("flood", (1920, 1080), 1 / 60, 12, 75, 400, 8, 3),
     "fire": Profile("fire", (1920, 1080), 0.5, 10, 24, 64, 8, 5),
     "fire_substream": Profile("fire_substream", (640, 360), 0.5, 10, 24, 100, 8, 5),
     "traffic": Profile(

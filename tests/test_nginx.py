@@ -131,9 +131,13 @@ def front(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Ite
             h.stop()
 
 
-def _probe() -> str:
-    """A cache key no other test has used (the hub ignores the query)."""
-    return f"/api/v1/hotspots?probe={uuid.uuid4().hex[:8]}"
+FEED = "/api/v1/hotspots"
+
+
+def _probe() -> dict[str, str]:
+    """A Host no other request has used: a fresh cache key (the key holds the host; the
+    hub ignores it). Made-up query arguments no longer make one (see the key test)."""
+    return {"Host": f"probe-{uuid.uuid4().hex[:8]}.test"}
 
 
 def test_deployed_conf_is_the_rendered_template() -> None:
@@ -170,9 +174,9 @@ def test_feed_is_cached_with_the_hubs_etag(front: Front) -> None:
     direct = [front.get("/api/v1/hotspots", port=h.port) for h in front.hubs]
     etags = {hdrs["etag"] for _, hdrs, _ in direct}
     assert len(etags) == 1, f"the two hubs tag the same feed differently: {etags}"
-    path = _probe()
-    s1, h1, b1 = front.get(path)
-    s2, h2, b2 = front.get(path)
+    probe = _probe()
+    s1, h1, b1 = front.get(FEED, probe)
+    s2, h2, b2 = front.get(FEED, probe)
     assert (s1, s2) == (200, 200)
     assert (h1["x-cache-status"], h2["x-cache-status"]) == ("MISS", "HIT")
     assert h2["etag"] == direct[0][1]["etag"]
@@ -182,23 +186,42 @@ def test_feed_is_cached_with_the_hubs_etag(front: Front) -> None:
 
 
 def test_if_none_match_gives_304_from_the_cache(front: Front) -> None:
-    path = _probe()
-    _, first, _ = front.get(path)
-    status, hdrs, body = front.get(path, {"If-None-Match": first["etag"]})
+    probe = _probe()
+    _, first, _ = front.get(FEED, probe)
+    status, hdrs, body = front.get(FEED, {**probe, "If-None-Match": first["etag"]})
     assert status == 304 and body == b""
     assert hdrs["x-cache-status"] == "HIT" and hdrs["etag"] == first["etag"]
-    status, _, body = front.get(path, {"If-None-Match": '"not-the-tag"'})
+    status, _, body = front.get(FEED, {**probe, "If-None-Match": '"not-the-tag"'})
     assert status == 200 and body
 
 
+def test_the_cache_key_holds_only_what_the_hub_reads(front: Front) -> None:
+    """Made-up query arguments (?x=<random>) used to give a fresh cache key each, so a
+    client could push all its requests past the cache onto the hubs. The key, and the
+    request a hub gets, now hold only the path and the history's since and limit."""
+    probe = _probe()
+    seen = [front.get(f"{FEED}?x={uuid.uuid4().hex}", probe)[1]["x-cache-status"] for _ in range(3)]
+    assert seen == ["MISS", "HIT", "HIT"]
+    history = "/api/v1/hotspots/hue-001/history"
+    s1, h1, _ = front.get(f"{history}?limit=3", probe)
+    s2, h2, _ = front.get(f"{history}?limit=3&junk={uuid.uuid4().hex}", probe)
+    s3, h3, _ = front.get(f"{history}?limit=4", probe)
+    assert (s1, s2, s3) == (200, 200, 200)
+    assert [h["x-cache-status"] for h in (h1, h2, h3)] == ["MISS", "HIT", "MISS"]
+    # the arguments the hub reads reach it: an invalid one is the hub's own 422
+    status, _, body = front.get(f"{history}?limit=0&since=2026-01-01T00:00:00Z", probe)
+    assert status == 422 and b"limit" in body
+
+
 def test_gzip_when_asked(front: Front) -> None:
-    for path, ratio in ((_probe(), 4), ("/static/hotspots.js", 2), ("/i18n/i18n.js", 2)):
-        _, _, plain = front.get(path)
-        status, hdrs, packed = front.get(path, {"Accept-Encoding": "gzip"})
+    for path, ratio in ((FEED, 4), ("/static/hotspots.js", 2), ("/i18n/i18n.js", 2)):
+        probe = _probe()
+        _, _, plain = front.get(path, probe)
+        status, hdrs, packed = front.get(path, {**probe, "Accept-Encoding": "gzip"})
         assert status == 200 and hdrs.get("content-encoding") == "gzip", (path, hdrs)
         assert gzip.decompress(packed) == plain
         assert len(packed) * ratio < len(plain), (path, len(packed), len(plain))
-    _, hdrs, _ = front.get(_probe())
+    _, hdrs, _ = front.get(FEED, _probe())
     assert "content-encoding" not in hdrs
 
 
@@ -217,12 +240,12 @@ def test_requests_with_an_account_are_never_cached(front: Front) -> None:
     assert {s for s, _, _ in answers} == {200, 401}, "both hubs must see these requests"
     assert all(h.get("x-cache-status", "") != "HIT" for _, h, _ in answers)
     for header in ({"Cookie": "edgewatch_session=x"}, {"Authorization": "Bearer y"}):
-        path = _probe()
+        probe = _probe()
         for _ in range(2):
-            _, hdrs, _ = front.get(path, header)
+            _, hdrs, _ = front.get(FEED, {**probe, **header})
             assert hdrs["x-cache-status"] == "BYPASS", (header, hdrs)
         # and what they fetched was not stored for anybody else
-        _, hdrs, _ = front.get(path)
+        _, hdrs, _ = front.get(FEED, probe)
         assert hdrs["x-cache-status"] == "MISS"
 
 
@@ -253,7 +276,7 @@ def test_tls_listener(front: Front) -> None:
     ctx = ssl.create_default_context(cafile=str(front.ca))
     conn = http.client.HTTPSConnection("127.0.0.1", front.tls_port, context=ctx, timeout=10)
     try:
-        conn.request("GET", _probe())
+        conn.request("GET", FEED, headers=_probe())
         r = conn.getresponse()
         body = r.read()
     finally:
@@ -269,7 +292,7 @@ def test_feed_answers_with_one_hub_down(front: Front) -> None:
         auth = {"Authorization": f"Bearer {front.token_a}"}
         answers = [front.get("/api/v1/events?limit=1", auth)[0] for _ in range(6)]
         assert answers == [200] * 6, "nginx must pass every request on to the hub that is up"
-        status, hdrs, body = front.get(_probe())
+        status, hdrs, body = front.get(FEED, _probe())
         assert status == 200 and hdrs["x-cache-status"] == "MISS"
         assert body.count(b'"type":"Feature"') == 50
     finally:
