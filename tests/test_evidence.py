@@ -187,7 +187,9 @@ def test_a_record_stream_feeds_the_ring_and_evidence_is_cut_at_its_resolution(
     assert detect.record_url is not None
     record = detect.model_copy(update={"url": detect.record_url, "record_url": None})
     reader = CameraReader(detect, period_s=0.1, policy="all")
-    recorder = CameraReader(record, period_s=0.1, ring=ring, record_only=True)
+    # a flood-rate camera (one sample a minute) still holds its record stream open
+    recorder = CameraReader(record, period_s=60.0, ring=ring, record_only=True)
+    assert recorder.policy == "all"
     recorder.start()
     reader.start()
     try:

@@ -163,7 +163,11 @@ class CameraReader:
         self._next_due = 0.0  # monotonic time the next sample is due (keyframes/snapshot)
         self._last_sample: float | None = None  # when the last sample was handed out
         self.period_s = period_s
-        self.policy: Policy = policy or choose_policy(cfg.decode, period_s)
+        # a record stream is held open and read whole (never per snapshot), whatever the
+        # detect stream's sampling
+        self.policy: Policy = (
+            "all" if record_only else (policy or choose_policy(cfg.decode, period_s))
+        )
         self.safe_url = redact_url(cfg.url)
         self._rng = random.Random(seed)
         self._stop = threading.Event()
