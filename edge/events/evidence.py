@@ -312,10 +312,10 @@ def assemble(
         for (name, _want), (ft, img) in zip(wanted.items(), got, strict=False):
             box = history.box_at(track_id, ft)
             norm = None if box is None else box / np.array([w, h, w, h], np.float32)
-            if norm is not None:
-                # the clip may come from the record stream, at another resolution: crop in
-                # its pixels (a plate read from the main stream's pixels, not the sub-stream's)
-                ih, iw = img.shape[:2]
+            ih, iw = img.shape[:2]
+            if norm is not None and (iw, ih) != (w, h):
+                # the clip came from the record stream, at another resolution: crop in its
+                # pixels (a plate read from the main stream's pixels, not the sub-stream's)
                 box = norm * np.array([iw, ih, iw, ih], np.float32)
             caption = f"{meta.get('rule', '')} {name} {datetime.fromtimestamp(ft, UTC):%H:%M:%S.%f}"
             cv2.imwrite(
