@@ -9,7 +9,10 @@ The edit changes no weight: each tail ``Reshape`` target gets ``0`` (copy the in
 batch dimension) where it had ``1``, and the graph's inputs and outputs get a symbolic
 ``batch`` first dimension. ``scripts/train_yolo.py`` applies the same edit after writing
 trained weights back (it calls :func:`batch_agnostic`); this module is what it shares with
-``scripts/export_dynamic_batch.py``, which applies it to a detector as published.
+``scripts/export_dynamic_batch.py``, which applies it to a detector as published
+(:func:`export`). ``yolox_nano_batch`` is not kept in the repository: it is made from the
+mirror's ``yolox_nano.onnx`` by :func:`export`, byte for byte the file whose sha256 the
+manifest holds.
 
 Needs the ``onnx`` package (the ``train`` extra); the runtime never imports this module.
 """
@@ -54,3 +57,16 @@ def batch_agnostic(model: Any, num_outputs: int | None = None) -> Any:
     del graph.value_info[:]  # shapes inferred for batch 1 would contradict the edit
     onnx.checker.check_model(model)
     return model
+
+
+def export(src: Any, dst: Any) -> None:
+    """Write ``src`` (a YOLOX ONNX file) to ``dst`` with a dynamic batch, nothing else
+    changed; the same input gives the same bytes (the manifest's sha256)."""
+    from pathlib import Path
+
+    import onnx
+
+    model = batch_agnostic(onnx.load(str(src)))
+    model.doc_string = f"{Path(src).name} with a dynamic batch (edgewatch.onnx_batch)"
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dst))

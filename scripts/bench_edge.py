@@ -508,7 +508,7 @@ def main() -> int:
     models = work / "models"
     mirror = default_mirror() or assets / "models"
     for model_id in sorted({"yolox_nano", *(p.model for p in PROFILES.values())}):
-        Registry(models).pull(model_id, mirror=mirror)  # a shipped model is copied
+        Registry(models).pull(model_id, mirror=mirror)  # yolox_nano_batch is made from it
     media = prepare_media(work, assets)
     broker, edge_mqtt = start_broker(work)
     rtsp = None

@@ -3,7 +3,7 @@
 
     pip install -e .[train]   # onnx
     python scripts/export_dynamic_batch.py ../shared/assets/models/yolox_nano.onnx \
-        models/yolox_nano_batch.onnx --frames ../shared/assets/video/<clip>.mp4
+        var/models/yolox_nano_batch.onnx --frames ../shared/assets/video/<clip>.mp4
 
 The edit is ``edgewatch.onnx_batch.batch_agnostic`` (the one the trainer's export makes):
 no weight changes. The check runs both models through onnxruntime on real frames (the
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge.inference.detector import fit  # noqa: E402
-from edgewatch.onnx_batch import batch_agnostic  # noqa: E402
+from edgewatch.onnx_batch import export  # noqa: E402
 
 
 def frames_of(path: Path, n: int) -> list[np.ndarray]:
@@ -52,13 +52,9 @@ def main() -> int:
     ap.add_argument("--atol", type=float, default=1e-3)
     args = ap.parse_args()
 
-    import onnx
     import onnxruntime as ort
 
-    model = batch_agnostic(onnx.load(str(args.src)))
-    model.doc_string = f"{args.src.name} with a dynamic batch (edgewatch.onnx_batch)"
-    args.dst.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(args.dst))
+    export(args.src, args.dst)
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1

@@ -51,6 +51,9 @@ class ModelSpec:
     center: bool = False  # letterbox centred (Ultralytics) rather than top-left (YOLOX)
     threshold: float = 0.25  # the operating score threshold the model card reports
     shipped: bool = False  # the file is committed in the project's models/ folder
+    # made from another model's file by a graph edit (edgewatch.onnx_batch.export) at pull
+    # time, not downloaded: the file is a copy of the mirror's, changed, and is not kept here
+    made_from: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -102,6 +105,7 @@ def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
                 center=letterbox == "center",
                 threshold=float(entry.get("threshold", 0.25)),
                 shipped=bool(entry.get("shipped", False)),
+                made_from=entry.get("made_from"),
                 extra={k: v for k, v in entry.items() if k in ("source", "card", "metrics")},
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -196,6 +200,17 @@ class Registry:
         try:
             if spec.shipped and (self.shipped_dir / spec.file).is_file():
                 shutil.copyfile(self.shipped_dir / spec.file, tmp)
+            elif spec.made_from:
+                source = self.pull(spec.made_from, mirror=mirror, timeout_s=timeout_s)
+                try:
+                    from edgewatch.onnx_batch import export
+                except ImportError as exc:
+                    raise ModelMissing(
+                        f"model {model_id!r} is made from {spec.made_from!r} with the onnx "
+                        f"package ({exc}); pip install onnx, or copy {spec.file} into "
+                        f"{self.model_dir}"
+                    ) from exc
+                export(source, tmp)
             elif mirror is not None:
                 src = Path(mirror) / spec.file
                 if not src.is_file():
