@@ -170,6 +170,15 @@ class EdgeConfig(_Strict):
     snapshot_concurrency: int = Field(
         16, ge=1, le=256, description="snapshot-policy cameras connecting at once, box-wide"
     )
+    reader_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="child processes that read and decode the cameras' streams (each its "
+        "own interpreter, so demuxing a hundred streams does not queue the analytics behind "
+        "one GIL); 0: read in the worker's own process. With more than a few dozen cameras "
+        "on a multi-core box, about the number of cores",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     config: ConfigSource = Field(default_factory=ConfigSource)

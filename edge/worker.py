@@ -51,7 +51,8 @@ from edge.inference.detections import Detections
 from edge.inference.detector import Detector
 from edge.inference.engine import EngineStopped, InferenceEngine
 from edge.inference.registry import Registry
-from edge.ingest.reader import FAULTS, CameraReader, Frame
+from edge.ingest.pool import ReaderPool, RemoteReader
+from edge.ingest.reader import FAULTS, CameraReader, Frame, choose_policy
 from edge.memory import pin_mmap_threshold
 from edge.supervisor import Supervisor
 from edge.transport.publisher import Publisher
@@ -242,7 +243,7 @@ class _Group:
 @dataclass
 class _Camera:
     cfg: CameraConfig
-    reader: CameraReader
+    reader: CameraReader | RemoteReader
     groups: list[_Group]
     ctx: CameraContext
     thread: threading.Thread | None = None
@@ -293,6 +294,10 @@ class EdgeWorker:
         self._send_failed_logged = 0.0
         registry = Registry(cfg.models.dir, cfg.models.manifest)
         CameraReader.snapshot_slots = threading.BoundedSemaphore(cfg.snapshot_concurrency)
+        # readers in child processes (edge/ingest/pool.py); started with the first camera
+        self.reader_pool = (
+            ReaderPool(cfg.reader_processes, cfg.log_level) if cfg.reader_processes else None
+        )
         self.engines: dict[str, InferenceEngine] = {}
         self.cameras: list[_Camera] = []  # replaced whole (copy on write) when it changes
         self._detectors: dict[str, Detector] = {}
@@ -327,6 +332,8 @@ class EdgeWorker:
         except Exception:
             for engine in self.engines.values():
                 engine.stop()
+            if self.reader_pool is not None:
+                self.reader_pool.stop()
             raise
         self.spool = Spool(
             Path(cfg.spool_dir) / "spool.sqlite3", max_bytes=int(cfg.spool_max_mb * 1024 * 1024)
@@ -422,9 +429,17 @@ class EdgeWorker:
                 "record stream not read: no analytic of this camera keeps evidence clips",
                 extra={"camera": cam.id},
             )
-        reader = CameraReader(cam, period_s=period, ring=None if recorder else ring)
-        # its reading loop under supervision (the thread is not started yet)
-        reader._thread = self.supervisor.thread(f"reader-{cam.id}", reader._run)
+        policy = choose_policy(cam.decode, period)
+        own_ring = ring is not None and recorder is None
+        reader: CameraReader | RemoteReader
+        if self.reader_pool is not None and ReaderPool.takes(policy, own_ring):
+            reader = self.reader_pool.reader(cam, period, policy)
+        else:
+            reader = CameraReader(
+                cam, period_s=period, policy=policy, ring=ring if own_ring else None
+            )
+            # its reading loop under supervision (the thread is not started yet)
+            reader._thread = self.supervisor.thread(f"reader-{cam.id}", reader._run)
         return _Camera(
             cam, reader, all_groups, ctx, ring=ring, version=version, doc=doc, subs=subs,
             recorder=recorder,
@@ -681,6 +696,8 @@ class EdgeWorker:
             cam.reader.stop()
             if cam.thread:
                 cam.thread.join(timeout=10)
+        if self.reader_pool is not None:
+            self.reader_pool.stop()
         t_cameras = time.monotonic()
         now = contract.utcnow()
         for cam in self.cameras:  # close open events so none stays open forever at the hub

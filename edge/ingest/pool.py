@@ -1,0 +1,514 @@
+"""Camera readers in worker processes: demux and decode off the analysing process's GIL.
+
+With a hundred cameras in one process, the limit was not the cores but one interpreter:
+every reader thread takes the GIL for each packet it demuxes (25 per second per camera),
+and the analysis and inference threads queue behind them. At 120 fire cameras the worker
+stopped keeping up at 148% CPU of 200% (issue 21). A reader pool runs the same
+``CameraReader`` in ``reader_processes`` child processes (spawned, never forked from a
+process with threads), so each has its own GIL; only the frames the analytics will
+actually use cross to the worker.
+
+How a frame crosses: the child sends a small header, then each plane of the decoded frame
+(YUV 4:2:0 as it came from the decoder: 3 MB for 1080p, half of BGR) over a pipe; the
+worker receives the planes straight into a new ``av.VideoFrame``'s buffers (no extra copy,
+the GIL released during the reads) and hands it out as the same ``Frame`` an in-process
+reader gives, so the analytics, ``bgr_fit`` and the snapshots do not know the difference.
+A sampled camera (keyframes) sends each sample; a camera decoding every frame sends at
+most one frame per sampling period (the newest): the analytics never wanted the others.
+
+What stays as it was: decode policies, faults, reconnects, the stall watchdog and the
+credential redaction are the reader's own, running in the child. Statistics come back once
+a second. A child that dies is reported (its cameras offline, with the reason), and started
+again with backoff, forever, with its cameras re-added. A child whose parent dies sees its
+control pipe close and exits.
+
+What runs in-process instead (``ReaderPool.takes``): snapshot cameras (a connection per
+sample: their cost is in FFmpeg's open, not in Python per packet) and cameras whose
+evidence ring is fed by their own reader (the ring lives with the worker's analytics).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any
+
+import av
+import numpy as np
+
+from edge.config import CameraConfig
+from edge.ingest.reader import FAULTS, CameraReader, Frame, Policy, ReaderStats, backoff_delay
+
+log = logging.getLogger(__name__)
+
+STATS_EVERY_S = 1.0
+STATS_STALE_S = 5.0  # no statistics from a child for this long: its cameras are offline
+
+
+# -- the child process ---------------------------------------------------------------------
+
+
+class _Outbox:
+    """The child's readers that have a frame to send, oldest first (one entry each)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.ready: OrderedDict[str, _ChildReader] = OrderedDict()
+        self.closed = False
+
+    def put(self, reader: _ChildReader) -> None:
+        with self.cond:
+            self.ready[reader.cfg.id] = reader
+            self.cond.notify()
+
+    def take(self) -> _ChildReader | None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.ready or self.closed)
+            if self.closed:
+                return None
+            return self.ready.popitem(last=False)[1]
+
+
+class _ChildReader(CameraReader):
+    def __init__(self, cfg: CameraConfig, period_s: float, policy: Policy, outbox: _Outbox):
+        super().__init__(cfg, period_s=period_s, policy=policy)
+        self._outbox = outbox
+        self.sent_index = 0
+        self.next_due = 0.0  # when decoding all: the next frame to send, monotonic
+
+    def _publish(self, frame: av.VideoFrame, captured: float) -> None:
+        super()._publish(frame, captured)
+        self._outbox.put(self)
+
+
+def _send_frame(conn: multiprocessing.connection.Connection, cam_id: str, f: Frame) -> None:
+    vf = f._frame
+    planes = list(vf.planes)
+    header = (
+        "frame",
+        cam_id,
+        f.index,
+        f.time,
+        f.mono,
+        vf.width,
+        vf.height,
+        vf.format.name,
+        getattr(vf, "colorspace", None),
+        getattr(vf, "color_range", None),
+        [(p.line_size, p.buffer_size) for p in planes],
+    )
+    conn.send(header)
+    for p in planes:
+        conn.send_bytes(memoryview(p).cast("B"))
+
+
+def _child_main(
+    ctrl: multiprocessing.connection.Connection,
+    out: multiprocessing.connection.Connection,
+    log_level: str,
+    index: int,
+) -> None:
+    from edge.memory import pin_mmap_threshold
+    from edgewatch.logs import setup_logging
+
+    setup_logging(log_level)
+    pin_mmap_threshold()
+    readers: dict[str, _ChildReader] = {}
+    outbox = _Outbox()
+    send_lock = threading.Lock()
+    stop = threading.Event()
+
+    def send(*msg: Any) -> None:
+        with send_lock:
+            out.send(msg)
+
+    def sender() -> None:
+        while (r := outbox.take()) is not None:
+            f = r.next_frame(r.sent_index, timeout=0)
+            if f is None:
+                continue
+            if r.policy == "all":
+                # the worker wants one per period (on average, exactly): the others stay here
+                if f.mono < r.next_due:
+                    continue
+                r.next_due = max(r.next_due + r.period_s, f.mono + r.period_s / 2)
+            r.sent_index = f.index
+            try:
+                with send_lock:
+                    _send_frame(out, r.cfg.id, f)
+            except (OSError, EOFError, ValueError):
+                stop.set()
+                return
+
+    def stats_loop() -> None:
+        while not stop.wait(STATS_EVERY_S):
+            snap = {cid: r.stats() for cid, r in list(readers.items())}
+            try:
+                send("stats", snap)
+            except (OSError, EOFError, ValueError):
+                stop.set()
+                return
+
+    threading.Thread(target=sender, name="pool-sender", daemon=True).start()
+    threading.Thread(target=stats_loop, name="pool-stats", daemon=True).start()
+    log.info("reader process started", extra={"reader_process": index, "pid": os.getpid()})
+    try:
+        while not stop.is_set():
+            try:
+                msg = ctrl.recv()
+            except (EOFError, OSError):
+                break  # the worker is gone
+            kind = msg[0]
+            if kind == "add":
+                _, cfg, period_s, policy = msg
+                old = readers.pop(cfg.id, None)
+                if old is not None:
+                    old.stop(timeout=5)
+                r = _ChildReader(cfg, period_s, policy, outbox)
+                readers[cfg.id] = r
+                r.start()
+            elif kind == "period":
+                r = readers.get(msg[1])
+                if r is not None:
+                    r.period_s = msg[2]
+            elif kind == "remove":
+                r = readers.pop(msg[1], None)
+                if r is not None:
+                    r._stop.set()
+                    r.stop(timeout=5)
+            elif kind == "stop":
+                break
+    finally:
+        stop.set()
+        for r in readers.values():
+            r._stop.set()
+        for r in readers.values():
+            r.stop(timeout=2)
+        with outbox.cond:
+            outbox.closed = True
+            outbox.cond.notify_all()
+
+
+# -- the worker's side ---------------------------------------------------------------------
+
+
+class RemoteReader:
+    """A camera read in a pool process, with the interface of ``CameraReader`` the worker
+    uses: ``start``, ``stop``, ``next_frame``, ``stats``, ``period_s``, ``policy``."""
+
+    def __init__(self, pool: ReaderPool, cfg: CameraConfig, period_s: float, policy: Policy):
+        self.cfg = cfg
+        self.policy: Policy = policy
+        self.ring = None
+        self.record_only = False
+        self._pool = pool
+        self._period_s = period_s
+        self._proc: _Proc | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._latest: Frame | None = None
+        self._stats: ReaderStats | None = None
+        self._stats_mono = 0.0
+        self._taken = 0  # frames handed to the analytics
+        self._received = 0
+
+    @property
+    def period_s(self) -> float:
+        return self._period_s
+
+    @period_s.setter
+    def period_s(self, value: float) -> None:
+        old, self._period_s = self._period_s, value
+        if self._proc is not None and abs(value - old) > 0.01 * max(old, 1e-6):
+            self._proc.command("period", self.cfg.id, value)
+
+    def start(self) -> None:
+        self._pool._attach(self)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._pool._detach(self)
+
+    def next_frame(self, after_index: int, timeout: float) -> Frame | None:
+        with self._cond:
+            self._cond.wait_for(
+                lambda: (
+                    self._stop.is_set()
+                    or (self._latest is not None and self._latest.index > after_index)
+                ),
+                timeout,
+            )
+            frame = self._latest
+            if frame is None or frame.index <= after_index:
+                return None
+            self._latest = None  # the analytics own it now; the next one comes from the child
+            self._taken += 1
+            return frame
+
+    def liveness_window_s(self) -> float:
+        return self.cfg.reconnect.stall_timeout_s + 1.0
+
+    def stats(self) -> ReaderStats:
+        with self._cond:
+            st, at = self._stats, self._stats_mono
+        proc = self._proc
+        why = None
+        if proc is None or not proc.alive:
+            why = proc.down_reason if proc is not None else "not started"
+        elif st is not None and time.monotonic() - at > STATS_STALE_S:
+            why = f"reader process {proc.index} has not reported for {STATS_STALE_S:.0f} s"
+        if st is None:
+            return ReaderStats(
+                state="offline", policy=self.policy, decoder="none", fps=0.0, packets_fps=0.0,
+                last_frame_time=None, reconnects=0, connects=0, frames=0, skipped=0,
+                error=why, faults=dict.fromkeys(FAULTS, 0), gop_s=None, width=None, height=None,
+            )  # fmt: skip
+        if why is not None:
+            return replace(st, state="offline", error=why)
+        return st
+
+    # called by the pool's receiver thread
+    def _deliver(self, frame: Frame) -> None:
+        with self._cond:
+            self._latest = frame
+            self._received += 1
+            self._cond.notify_all()
+
+    def _set_stats(self, st: ReaderStats) -> None:
+        with self._cond:
+            self._stats, self._stats_mono = st, time.monotonic()
+
+
+class _Proc:
+    """One child process, its pipes, and the thread that receives what it sends."""
+
+    def __init__(self, pool: ReaderPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.readers: dict[str, RemoteReader] = {}
+        self.lock = threading.Lock()
+        self.alive = False
+        self.down_reason: str | None = "starting"
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.ctrl: multiprocessing.connection.Connection | None = None
+        self.frames: multiprocessing.connection.Connection | None = None
+        self.restarts = 0
+        self.thread = threading.Thread(target=self._run, name=f"reader-pool-{index}", daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def command(self, *msg: Any) -> None:
+        with self.lock:
+            self._send(msg)
+
+    def _send(self, msg: tuple) -> None:
+        """With ``lock`` held. A process that is down gets nothing: its cameras are sent
+        again (as "add") when it is started again."""
+        if self.ctrl is None or not self.alive:
+            return
+        try:
+            self.ctrl.send(msg)
+        except (OSError, EOFError, ValueError):
+            self.alive = False
+
+    def add(self, r: RemoteReader) -> None:
+        with self.lock:
+            self.readers[r.cfg.id] = r
+            self._send(("add", r.cfg, r.period_s, r.policy))
+
+    def remove(self, r: RemoteReader) -> None:
+        with self.lock:
+            if self.readers.get(r.cfg.id) is r:
+                del self.readers[r.cfg.id]
+            self._send(("remove", r.cfg.id))
+
+    def _spawn(self) -> None:
+        ctx = self.pool.ctx
+        ctrl_child, ctrl = ctx.Pipe(duplex=False)
+        frames, frames_child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_child_main,
+            args=(ctrl_child, frames_child, self.pool.log_level, self.index),
+            name=f"edgewatch-readers-{self.index}",
+            daemon=True,
+        )
+        proc.start()
+        ctrl_child.close()
+        frames_child.close()
+        with self.lock:
+            self.process, self.ctrl, self.frames = proc, ctrl, frames
+            self.alive = True
+            self.down_reason = None
+            for r in self.readers.values():
+                self._send(("add", r.cfg, r.period_s, r.policy))
+
+    def _run(self) -> None:
+        attempt = 0
+        rng = random.Random()
+        while not self.pool.stopping.is_set():
+            try:
+                self._spawn()
+                started = time.monotonic()
+                self._receive()
+            except Exception as exc:  # never let the pool thread die quietly
+                log.exception("reader pool receiver failed", extra={"reader_process": self.index})
+                self.down_reason = f"reader process {self.index}: {type(exc).__name__}"
+                started = time.monotonic()
+            if self.pool.stopping.is_set():
+                break
+            code = self._reap()
+            self.alive = False
+            self.restarts += 1
+            self.down_reason = f"reader process {self.index} exited (code {code}); restarting"
+            if time.monotonic() - started > 60:
+                attempt = 0
+            delay = backoff_delay(attempt, 0.5, 30.0, rng)
+            attempt += 1
+            log.error(
+                "reader process exited; starting it again",
+                extra={
+                    "reader_process": self.index,
+                    "exit_code": code,
+                    "cameras": len(self.readers),
+                    "retry_in_s": round(delay, 2),
+                    "restarts": self.restarts,
+                },
+            )
+            if self.pool.stopping.wait(delay):
+                break
+        self._reap()
+
+    def _reap(self) -> int | None:
+        proc, self.process = self.process, None
+        for conn in (self.ctrl, self.frames):
+            if conn is not None:
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+        self.ctrl = self.frames = None
+        if proc is None:
+            return None
+        proc.join(2)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2)
+        return proc.exitcode
+
+    def _receive(self) -> None:
+        conn = self.frames
+        assert conn is not None
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            if msg[0] == "frame":
+                self._frame(conn, msg)
+            elif msg[0] == "stats":
+                with self.lock:
+                    readers = dict(self.readers)
+                for cid, st in msg[1].items():
+                    r = readers.get(cid)
+                    if r is not None:
+                        r._set_stats(st)
+
+    def _frame(self, conn: multiprocessing.connection.Connection, msg: tuple) -> None:
+        _, cid, index, wall, mono, w, h, fmt, colorspace, color_range, planes = msg
+        vf = av.VideoFrame(w, h, fmt)
+        for plane, (line_size, size) in zip(vf.planes, planes, strict=True):
+            if plane.line_size == line_size and plane.buffer_size == size:
+                conn.recv_bytes_into(memoryview(plane).cast("B"))
+            else:  # another row padding: copy row by row
+                src = np.frombuffer(conn.recv_bytes(), np.uint8).reshape(-1, line_size)
+                dst = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+                rows, cols = min(len(src), len(dst)), min(line_size, plane.line_size)
+                dst[:rows, :cols] = src[:rows, :cols]
+        if colorspace is not None:
+            vf.colorspace = colorspace
+        if color_range is not None:
+            vf.color_range = color_range
+        with self.lock:
+            r = self.readers.get(cid)
+        if r is not None:
+            r._deliver(Frame(index=index, time=wall, mono=mono, width=w, height=h, _frame=vf))
+
+
+class ReaderPool:
+    """``processes`` child processes reading cameras; a camera is placed on the one with
+    the least work (frames decoded per second, demuxing counted as one), so a camera
+    decoding every frame weighs more than a sampled one."""
+
+    def __init__(self, processes: int, log_level: str = "INFO") -> None:
+        if processes < 1:
+            raise ValueError("a reader pool needs at least one process")
+        self.ctx = multiprocessing.get_context("spawn")
+        self.log_level = log_level
+        self.stopping = threading.Event()
+        self.procs = [_Proc(self, i) for i in range(processes)]
+        self._load: dict[int, float] = dict.fromkeys(range(processes), 0.0)
+        self._placed: dict[int, tuple[int, float]] = {}  # id(reader) -> (process, weight)
+        self._lock = threading.Lock()
+        self._started = False
+
+    @staticmethod
+    def takes(policy: str, own_ring: bool) -> bool:
+        """Whether a camera is read in the pool (see the module docstring)."""
+        return policy in ("keyframes", "all") and not own_ring
+
+    def reader(self, cfg: CameraConfig, period_s: float, policy: Policy) -> RemoteReader:
+        return RemoteReader(self, cfg, period_s, policy)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        for p in self.procs:
+            p.thread.start()
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.pid is not None]
+
+    def _attach(self, r: RemoteReader) -> None:
+        self.start()
+        weight = _weight(r)
+        with self._lock:
+            i = min(self._load, key=lambda k: self._load[k])
+            self._load[i] += weight
+            self._placed[id(r)] = (i, weight)
+        r._proc = self.procs[i]
+        self.procs[i].add(r)
+
+    def _detach(self, r: RemoteReader) -> None:
+        with self._lock:
+            placed = self._placed.pop(id(r), None)
+            if placed is not None:
+                self._load[placed[0]] -= placed[1]
+        if r._proc is not None:
+            r._proc.remove(r)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for p in self.procs:
+            p.command("stop")
+        for p in self.procs:
+            if p.thread.is_alive():
+                p.thread.join(5)
+
+
+def _weight(r: RemoteReader) -> float:
+    """Work, roughly: frames decoded per second (a stream's 25 when decoding all), plus
+    one for demuxing."""
+    return 26.0 if r.policy == "all" else 1.0 / max(r.period_s, 0.04) + 1.0

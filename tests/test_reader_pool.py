@@ -1,0 +1,189 @@
+"""Readers in child processes (edge/ingest/pool.py), on a real RTSP server and real H.264:
+frames cross intact, at the analytics' rate, and a dead child or a dead worker is survived."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from edge.config import CameraConfig
+from edge.ingest.pool import ReaderPool, _Proc, _send_frame
+from edge.ingest.reader import Frame
+from tests.helpers import RtspServer, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, h264_video: Path) -> Iterator[RtspServer]:
+    srv = RtspServer(tmp_path_factory.mktemp("rtsp"), {"gop2s": h264_video})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pool() -> Iterator[ReaderPool]:
+    p = ReaderPool(2, "WARNING")
+    yield p
+    p.stop()
+
+
+def camera(url: str, cid: str = "cam", **kw: object) -> CameraConfig:
+    reconnect = {"initial_s": 0.2, "max_s": 1.0, "stall_timeout_s": 2.0, "open_timeout_s": 3.0}
+    return CameraConfig.model_validate({"id": cid, "url": url, "reconnect": reconnect, **kw})
+
+
+def collect(reader, seconds: float) -> list[Frame]:  # type: ignore[no-untyped-def]
+    frames: list[Frame] = []
+    last, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        f = reader.next_frame(last, timeout=0.2)
+        if f is not None:
+            frames.append(f)
+            last = f.index
+    return frames
+
+
+@pytest.mark.parametrize("size", [(640, 360), (482, 270)])  # 482: rows padded in the frame
+def test_a_frame_crosses_the_pipe_pixel_for_pixel(h264_video: Path, size: tuple[int, int]) -> None:
+    with av.open(str(h264_video)) as c:
+        src = next(c.decode(video=0)).reformat(width=size[0], height=size[1])
+    sent = Frame(index=7, time=time.time(), mono=time.monotonic(), width=size[0],  # type: ignore[arg-type]
+                 height=size[1], _frame=src)  # fmt: skip
+    ctx = multiprocessing.get_context("spawn")
+    rx, tx = ctx.Pipe(duplex=False)
+    proc = _Proc.__new__(_Proc)  # only its receiving half, in this process
+    proc.lock = threading.Lock()
+    got: list[Frame] = []
+
+    class Sink:
+        def _deliver(self, f: Frame) -> None:
+            got.append(f)
+
+    proc.readers = {"cam": Sink()}  # type: ignore[dict-item]
+    t = threading.Thread(target=lambda: _send_frame(tx, "cam", sent))
+    t.start()
+    proc._frame(rx, rx.recv())
+    t.join()
+    (f,) = got
+    assert (f.index, f.width, f.height, f.mono) == (7, *size, sent.mono)
+    assert np.array_equal(f.bgr(), sent.bgr())
+    # Scaled, within 2 of 255: the decoder's frame carries a field PyAV does not expose
+    # (a frame made from the same planes with from_ndarray differs from it the same way).
+    a, _ = f.bgr_fit(320, 320)
+    b, _ = sent.bgr_fit(320, 320)
+    assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 2
+
+
+def test_sampled_cameras_are_read_in_child_processes(server: RtspServer, pool: ReaderPool) -> None:
+    readers = [
+        pool.reader(camera(server.url("gop2s"), f"cam{i}", decode="keyframes"), 2.0, "keyframes")
+        for i in range(3)
+    ]
+    for r in readers:
+        r.start()
+    try:
+        wait_for(lambda: all(r.stats().state == "online" for r in readers), timeout=15)
+        frames = collect(readers[0], 9.0)
+        stats = [r.stats() for r in readers]
+    finally:
+        for r in readers:
+            r.stop()
+    assert len(set(pool.pids())) == 2 and os.getpid() not in pool.pids()
+    assert 4 <= len(frames) <= 6, len(frames)  # one per 2 s, as in-process
+    w, h = stats[0].width, stats[0].height
+    assert w and h and all((f.width, f.height) == (w, h) for f in frames)
+    img = frames[-1].bgr()
+    assert img.shape == (h, w, 3) and img.std() > 10  # a picture, not a blank buffer
+    assert time.monotonic() - frames[-1].mono < 2.5
+    for st in stats:
+        assert st.state == "online" and st.policy == "keyframes", st
+        assert st.gop_s == pytest.approx(2.0, abs=0.1) and st.packets_fps > 15
+
+
+def test_a_camera_decoding_all_sends_one_frame_per_period(
+    server: RtspServer, pool: ReaderPool
+) -> None:
+    r = pool.reader(camera(server.url("gop2s"), decode="all"), 0.2, "all")
+    r.start()
+    try:
+        wait_for(lambda: r.stats().fps > 15, timeout=15)
+        frames = collect(r, 5.0)
+        st = r.stats()
+    finally:
+        r.stop()
+    assert st.policy == "all" and st.fps > 15  # the child decodes every frame
+    assert 20 <= len(frames) <= 28, len(frames)  # ~5 per s cross, not 25
+    gaps = np.diff([f.mono for f in frames])
+    assert gaps.min() >= 0.1 and gaps.mean() == pytest.approx(0.2, abs=0.03), gaps
+
+
+def test_a_killed_reader_process_is_reported_and_started_again(
+    server: RtspServer, pool: ReaderPool
+) -> None:
+    r = pool.reader(camera(server.url("gop2s"), decode="keyframes"), 1.0, "keyframes")
+    r.start()
+    try:
+        assert collect(r, 4.0), "no frame before the kill"
+        (pid,) = [p.pid for p in pool.procs if p.readers]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: r.stats().state == "offline", timeout=5)
+        assert "exited" in (r.stats().error or "")
+        wait_for(lambda: r._proc is not None and r._proc.pid not in (None, pid), timeout=10)
+        frames = collect(r, 6.0)
+        assert frames, "no frame after the restart"
+        wait_for(lambda: r.stats().state == "online", timeout=5)
+        assert r._proc is not None and r._proc.restarts == 1
+    finally:
+        r.stop()
+
+
+def test_reader_processes_exit_when_the_worker_dies(server: RtspServer) -> None:
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from edge.config import CameraConfig
+        from edge.ingest.pool import ReaderPool
+        if __name__ == "__main__":
+            pool = ReaderPool(1, "WARNING")
+            cam = CameraConfig.model_validate({{"id": "c", "url": {server.url("gop2s")!r}}})
+            pool.reader(cam, 2.0, "keyframes").start()
+            while not pool.pids():
+                time.sleep(0.1)
+            print(pool.pids()[0], flush=True)
+            time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)  # no clean-up of any kind
+        parent.wait(5)
+
+        def gone() -> bool:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                return True
+            # a zombie (exited, not yet reaped by init) is gone too
+            with open(f"/proc/{child}/stat") as fh:
+                return fh.read().split(") ")[1].startswith("Z")
+
+        wait_for(gone, timeout=10)
+    finally:
+        parent.kill()
