@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from edge.config import CameraConfig
-from edge.ingest.pool import ReaderPool, _Proc, _send_frame
+from edge.ingest.pool import ReaderPool, _Arena, _Proc, _send_frame
 from edge.ingest.reader import Frame
 from tests.helpers import RtspServer, wait_for
 
@@ -57,16 +58,18 @@ def collect(reader, seconds: float) -> list[Frame]:  # type: ignore[no-untyped-d
     return frames
 
 
-@pytest.mark.parametrize("size", [(640, 360), (482, 270)])  # 482: rows padded in the frame
-def test_a_frame_crosses_the_pipe_pixel_for_pixel(h264_video: Path, size: tuple[int, int]) -> None:
+def test_frames_cross_through_shared_memory_pixel_for_pixel(h264_video: Path) -> None:
+    """Through the arena and its header, as between a child and the worker; a larger
+    frame makes the arena again (a new generation), and no file is left in /dev/shm."""
     with av.open(str(h264_video)) as c:
-        src = next(c.decode(video=0)).reformat(width=size[0], height=size[1])
-    sent = Frame(index=7, time=time.time(), mono=time.monotonic(), width=size[0],  # type: ignore[arg-type]
-                 height=size[1], _frame=src)  # fmt: skip
+        decoded = next(c.decode(video=0))
     ctx = multiprocessing.get_context("spawn")
     rx, tx = ctx.Pipe(duplex=False)
+    arena, stop = _Arena(0), threading.Event()
     proc = _Proc.__new__(_Proc)  # only its receiving half, in this process
-    proc.lock = threading.Lock()
+    proc.lock, proc.arena = threading.Lock(), None
+    freed: list[tuple] = []
+    proc.command = lambda *msg: freed.append(msg)  # type: ignore[method-assign]
     got: list[Frame] = []
 
     class Sink:
@@ -74,18 +77,28 @@ def test_a_frame_crosses_the_pipe_pixel_for_pixel(h264_video: Path, size: tuple[
             got.append(f)
 
     proc.readers = {"cam": Sink()}  # type: ignore[dict-item]
-    t = threading.Thread(target=lambda: _send_frame(tx, "cam", sent))
-    t.start()
-    proc._frame(rx, rx.recv())
-    t.join()
-    (f,) = got
-    assert (f.index, f.width, f.height, f.mono) == (7, *size, sent.mono)
-    assert np.array_equal(f.bgr(), sent.bgr())
-    # Scaled, within 2 of 255: the decoder's frame carries a field PyAV does not expose
-    # (a frame made from the same planes with from_ndarray differs from it the same way).
-    a, _ = f.bgr_fit(320, 320)
-    b, _ = sent.bgr_fit(320, 320)
-    assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 2
+    try:
+        for i, size in enumerate([(640, 360), (482, 270), (1280, 720)]):  # 482: padded rows
+            src = decoded.reformat(width=size[0], height=size[1])
+            sent = Frame(index=i + 1, time=datetime.now(UTC), mono=time.monotonic(),
+                         width=size[0], height=size[1], _frame=src)  # fmt: skip
+            assert _send_frame(tx, arena, "cam", sent, stop)
+            proc._frame(rx, rx.recv())
+            f = got[-1]
+            assert (f.index, f.width, f.height, f.mono) == (i + 1, *size, sent.mono)
+            assert np.array_equal(f.bgr(), sent.bgr())
+            # Scaled, within 2 of 255: the decoder's frame carries a field PyAV does not
+            # expose (a frame made from its planes with from_ndarray differs the same way).
+            a, _ = f.bgr_fit(320, 320)
+            b, _ = sent.bgr_fit(320, 320)
+            assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 2
+            assert freed[-1][0] == "free"
+            arena.release(*freed[-1][1:])
+            assert arena.path is not None and not os.path.exists(arena.path)  # unlinked
+        assert arena.generation == 2  # 640x360 and 482x270 fit one slot size; 720p did not
+    finally:
+        arena.close()
+        proc._unmap()
 
 
 def test_sampled_cameras_are_read_in_child_processes(server: RtspServer, pool: ReaderPool) -> None:
@@ -185,5 +198,6 @@ def test_reader_processes_exit_when_the_worker_dies(server: RtspServer) -> None:
                 return fh.read().split(") ")[1].startswith("Z")
 
         wait_for(gone, timeout=10)
+        assert not list(Path("/dev/shm").glob(f"edgewatch-frames-{child}-*"))  # nothing left
     finally:
         parent.kill()

@@ -8,13 +8,17 @@ stopped keeping up at 148% CPU of 200% (issue 21). A reader pool runs the same
 process with threads), so each has its own GIL; only the frames the analytics will
 actually use cross to the worker.
 
-How a frame crosses: the child sends a small header, then each plane of the decoded frame
-(YUV 4:2:0 as it came from the decoder: 3 MB for 1080p, half of BGR) over a pipe; the
-worker receives the planes straight into a new ``av.VideoFrame``'s buffers (no extra copy,
-the GIL released during the reads) and hands it out as the same ``Frame`` an in-process
-reader gives, so the analytics, ``bgr_fit`` and the snapshots do not know the difference.
-A sampled camera (keyframes) sends each sample; a camera decoding every frame sends at
-most one frame per sampling period (the newest): the analytics never wanted the others.
+How a frame crosses: each child has a few frame slots in a memory-backed file (/dev/shm)
+that the worker maps too (``_Arena``). The child copies the decoded planes (YUV 4:2:0 as
+they came from the decoder: 3 MB for 1080p, half of BGR) into a free slot and sends a small
+header on a pipe; the worker copies them in one ``memcpy`` into a new ``av.VideoFrame``
+and hands the slot back. A first version sent the planes through the pipe itself: 48 reads
+of 64 KB per 1080p frame, each giving up the GIL and waiting to take it back behind a
+hundred analysis threads, and the worker fell further behind than with no pool at all.
+The frame is handed out as the same ``Frame`` an in-process reader gives, so the
+analytics, ``bgr_fit`` and the snapshots do not know the difference. A sampled camera
+(keyframes) sends each sample; a camera decoding every frame sends one frame per sampling
+period (the newest): the analytics never wanted the others.
 
 What stays as it was: decode policies, faults, reconnects, the stall watchdog and the
 credential redaction are the reader's own, running in the child. Statistics come back once
@@ -30,10 +34,12 @@ evidence ring is fed by their own reader (the ring lives with the worker's analy
 from __future__ import annotations
 
 import logging
+import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
 import random
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -88,25 +94,118 @@ class _ChildReader(CameraReader):
         self._outbox.put(self)
 
 
-def _send_frame(conn: multiprocessing.connection.Connection, cam_id: str, f: Frame) -> None:
+SLOTS = 4  # frames in flight per reader process
+
+
+def _shm_dir() -> str:
+    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+
+
+class _Arena:
+    """``SLOTS`` frame slots in a memory-backed file that the worker maps too.
+
+    A frame is written into a free slot, the worker is told which (a small header on the
+    pipe), copies it out in one ``memcpy`` and hands the slot back on the control pipe.
+    The file is created here and unlinked by the worker as soon as it has mapped it, so
+    nothing is left in /dev/shm whichever process dies first. A frame larger than the
+    slots (a camera of a higher resolution) waits for every slot to come back, then the
+    arena is made again, larger, under a new generation number.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.cond = threading.Condition()
+        self.generation = 0
+        self.slot_size = 0
+        self.free: list[int] = []
+        self.mm: mmap.mmap | None = None
+        self.path: str | None = None
+
+    def release(self, generation: int, slot: int) -> None:
+        with self.cond:
+            if generation == self.generation and slot not in self.free:
+                self.free.append(slot)
+                self.cond.notify_all()
+
+    def take(self, nbytes: int, stop: threading.Event) -> tuple[int, int, str | None] | None:
+        """(generation, slot, path of a new arena or None); None when stopping."""
+        with self.cond:
+            new = None
+            if nbytes > self.slot_size:
+                while self.mm is not None and len(self.free) < SLOTS:
+                    if stop.is_set():
+                        return None
+                    self.cond.wait(0.5)
+                self._grow(nbytes)
+                new = self.path
+            while not self.free:
+                if stop.is_set():
+                    return None
+                self.cond.wait(0.5)
+            return self.generation, self.free.pop(0), new
+
+    def _grow(self, nbytes: int) -> None:
+        self.close()
+        size = -(-nbytes // (1 << 20)) << 20  # whole MiB
+        self.generation += 1
+        fd, path = tempfile.mkstemp(
+            prefix=f"edgewatch-frames-{os.getpid()}-{self.generation}-", dir=_shm_dir()
+        )
+        try:
+            os.ftruncate(fd, size * SLOTS)
+            self.mm = mmap.mmap(fd, size * SLOTS)
+        finally:
+            os.close(fd)
+        self.path, self.slot_size, self.free = path, size, list(range(SLOTS))
+
+    def close(self) -> None:
+        if self.mm is not None:
+            self.mm.close()
+            self.mm = None
+        if self.path is not None:
+            try:
+                os.unlink(self.path)  # normally the worker has done it already
+            except FileNotFoundError:
+                pass
+            self.path = None
+
+
+def _send_frame(
+    conn: multiprocessing.connection.Connection,
+    arena: _Arena,
+    cam_id: str,
+    f: Frame,
+    stop: threading.Event,
+) -> bool:
     vf = f._frame
     planes = list(vf.planes)
-    header = (
-        "frame",
-        cam_id,
-        f.index,
-        f.time,
-        f.mono,
-        vf.width,
-        vf.height,
-        vf.format.name,
-        getattr(vf, "colorspace", None),
-        getattr(vf, "color_range", None),
-        [(p.line_size, p.buffer_size) for p in planes],
+    sizes = [p.buffer_size for p in planes]
+    got = arena.take(sum(sizes), stop)
+    if got is None:
+        return False
+    generation, slot, new_path = got
+    assert arena.mm is not None
+    pos = slot * arena.slot_size
+    for p, size in zip(planes, sizes, strict=True):
+        arena.mm[pos : pos + size] = memoryview(p).cast("B")
+        pos += size
+    conn.send(
+        (
+            "frame",
+            cam_id,
+            f.index,
+            f.time,
+            f.mono,
+            vf.width,
+            vf.height,
+            vf.format.name,
+            getattr(vf, "colorspace", None),
+            getattr(vf, "color_range", None),
+            (generation, slot, new_path, arena.slot_size),
+            [(p.line_size, size) for p, size in zip(planes, sizes, strict=True)],
+        )
     )
-    conn.send(header)
-    for p in planes:
-        conn.send_bytes(memoryview(p).cast("B"))
+    return True
 
 
 def _child_main(
@@ -122,6 +221,7 @@ def _child_main(
     pin_mmap_threshold()
     readers: dict[str, _ChildReader] = {}
     outbox = _Outbox()
+    arena = _Arena(index)
     send_lock = threading.Lock()
     stop = threading.Event()
 
@@ -142,7 +242,8 @@ def _child_main(
             r.sent_index = f.index
             try:
                 with send_lock:
-                    _send_frame(out, r.cfg.id, f)
+                    if not _send_frame(out, arena, r.cfg.id, f, stop):
+                        return
             except (OSError, EOFError, ValueError):
                 stop.set()
                 return
@@ -166,7 +267,9 @@ def _child_main(
             except (EOFError, OSError):
                 break  # the worker is gone
             kind = msg[0]
-            if kind == "add":
+            if kind == "free":
+                arena.release(msg[1], msg[2])
+            elif kind == "add":
                 _, cfg, period_s, policy = msg
                 old = readers.pop(cfg.id, None)
                 if old is not None:
@@ -194,6 +297,10 @@ def _child_main(
         with outbox.cond:
             outbox.closed = True
             outbox.cond.notify_all()
+        with arena.cond:
+            arena.cond.notify_all()
+        with send_lock:  # the sender is not writing into it
+            arena.close()
 
 
 # -- the worker's side ---------------------------------------------------------------------
@@ -302,6 +409,7 @@ class _Proc:
         self.ctrl: multiprocessing.connection.Connection | None = None
         self.frames: multiprocessing.connection.Connection | None = None
         self.restarts = 0
+        self.arena: mmap.mmap | None = None  # the child's frame slots (_Arena)
         self.thread = threading.Thread(target=self._run, name=f"reader-pool-{index}", daemon=True)
 
     @property
@@ -398,6 +506,7 @@ class _Proc:
                 except OSError:
                     pass
         self.ctrl = self.frames = None
+        self._unmap()
         if proc is None:
             return None
         proc.join(2)
@@ -425,16 +534,26 @@ class _Proc:
                         r._set_stats(st)
 
     def _frame(self, conn: multiprocessing.connection.Connection, msg: tuple) -> None:
-        _, cid, index, wall, mono, w, h, fmt, colorspace, color_range, planes = msg
+        _, cid, index, wall, mono, w, h, fmt, colorspace, color_range, where, planes = msg
+        generation, slot, new_path, slot_size = where
+        if new_path is not None:
+            self._map(new_path, slot_size)
+        mm = self.arena
+        assert mm is not None
         vf = av.VideoFrame(w, h, fmt)
+        pos = slot * slot_size
         for plane, (line_size, size) in zip(vf.planes, planes, strict=True):
+            src = np.frombuffer(mm, np.uint8, count=size, offset=pos)
+            pos += size
             if plane.line_size == line_size and plane.buffer_size == size:
-                conn.recv_bytes_into(memoryview(plane).cast("B"))
+                np.frombuffer(plane, np.uint8)[:] = src  # one memcpy, the GIL released
             else:  # another row padding: copy row by row
-                src = np.frombuffer(conn.recv_bytes(), np.uint8).reshape(-1, line_size)
                 dst = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-                rows, cols = min(len(src), len(dst)), min(line_size, plane.line_size)
-                dst[:rows, :cols] = src[:rows, :cols]
+                src2 = src.reshape(-1, line_size)
+                rows, cols = min(len(src2), len(dst)), min(line_size, plane.line_size)
+                dst[:rows, :cols] = src2[:rows, :cols]
+        del src
+        self.command("free", generation, slot)
         if colorspace is not None:
             vf.colorspace = colorspace
         if color_range is not None:
@@ -443,6 +562,25 @@ class _Proc:
             r = self.readers.get(cid)
         if r is not None:
             r._deliver(Frame(index=index, time=wall, mono=mono, width=w, height=h, _frame=vf))
+
+    def _map(self, path: str, slot_size: int) -> None:
+        """Map a reader process's new frame arena, and unlink its file: from now on only
+        the two mappings hold it (nothing is left behind if either process dies)."""
+        self._unmap()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.arena = mmap.mmap(fd, slot_size * SLOTS, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def _unmap(self) -> None:
+        if self.arena is not None:
+            self.arena.close()
+            self.arena = None
 
 
 class ReaderPool:
