@@ -67,7 +67,7 @@ def test_frames_cross_through_shared_memory_pixel_for_pixel(h264_video: Path) ->
     rx, tx = ctx.Pipe(duplex=False)
     arena, stop = _Arena(0), threading.Event()
     proc = _Proc.__new__(_Proc)  # only its receiving half, in this process
-    proc.lock, proc.arena = threading.Lock(), None
+    proc.lock, proc.arena, proc._frames = threading.Lock(), None, {}
     freed: list[tuple] = []
     proc.command = lambda *msg: freed.append(msg)  # type: ignore[method-assign]
     got: list[Frame] = []
@@ -201,3 +201,20 @@ def test_reader_processes_exit_when_the_worker_dies(server: RtspServer) -> None:
         assert not list(Path("/dev/shm").glob(f"edgewatch-frames-{child}-*"))  # nothing left
     finally:
         parent.kill()
+
+
+def test_a_frame_buffer_is_reused_only_when_nothing_holds_it() -> None:
+    proc = _Proc.__new__(_Proc)
+    proc._frames = {}
+    a = proc._blank(64, 48, "yuv420p")
+    held = Frame(index=1, time=datetime.now(UTC), mono=0.0, width=64, height=48, _frame=a)
+    del a
+    b = proc._blank(64, 48, "yuv420p")
+    assert b is not held._frame  # an analytic still holds the first
+    plane = b.planes[0]
+    del b
+    c = proc._blank(64, 48, "yuv420p")
+    assert c is not held._frame and c is not plane.frame  # a plane of it is still viewed
+    del c, plane, held
+    d = proc._blank(64, 48, "yuv420p")
+    assert any(d is f for f in proc._frames[(64, 48, "yuv420p")][:2])  # reused
