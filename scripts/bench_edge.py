@@ -516,9 +516,9 @@ def main() -> int:
     ap.add_argument(
         "--reader-processes",
         type=int,
-        default=os.cpu_count() or 1,
-        help="the worker's reader_processes (edge/ingest/pool.py; default: the cores, 0: "
-        "every camera read in the worker's own process)",
+        default=0,
+        help="the worker's reader_processes (edge/ingest/pool.py): 0, the default, reads "
+        "every camera in the worker's own process (the faster on 2 cores, see the README)",
     )
     ap.add_argument("--start", type=int, help="first camera count to try (ours)")
     ap.add_argument("--ours-trial", help=argparse.SUPPRESS)
@@ -671,6 +671,7 @@ def main() -> int:
             "quick": args.quick,
             "seconds": round(time.monotonic() - started),
             "command": "python scripts/bench_edge.py " + " ".join(sys.argv[1:]),
+            "reader_processes": args.reader_processes,
             "profiles": results,
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
