@@ -22,7 +22,7 @@ import pytest
 from edge.config import CameraConfig
 from edge.ingest.pool import ReaderPool, _Arena, _Proc, _send_frame
 from edge.ingest.reader import Frame
-from tests.helpers import RtspServer, wait_for
+from tests.helpers import Mosquitto, RtspServer, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -218,3 +218,65 @@ def test_a_frame_buffer_is_reused_only_when_nothing_holds_it() -> None:
     del c, plane, held
     d = proc._blank(64, 48, "yuv420p")
     assert any(d is f for f in proc._frames[(64, 48, "yuv420p")][:2])  # reused
+
+
+def test_the_worker_reads_its_cameras_in_the_pool_and_publishes(
+    tmp_path: Path,
+    server: RtspServer,
+    broker: Mosquitto,
+    model_dir: Path,
+    uid: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """``reader_processes: 1``: the worker's sampled camera is read in a child process,
+    its samples analysed and its status published as online; the camera decoding every
+    frame beside it too; the child's logs hold no password; a stop ends the child."""
+    from edge.config import EdgeConfig
+    from edge.ingest.pool import RemoteReader
+    from edge.worker import EdgeWorker
+
+    def cam(cid: str, fps: float) -> dict:
+        return {
+            "id": cid,
+            "url": server.url("gop2s", f"admin:pw{uid}"),
+            "reconnect": {"initial_s": 0.5, "max_s": 2.0, "stall_timeout_s": 5.0},
+            "analytics": [{"type": "objects", "classes": ["car"], "fps": fps}],
+        }
+
+    cfg = EdgeConfig.model_validate(
+        {
+            "edge_id": f"edge-{uid}",
+            "site": "hue",
+            "mqtt": broker.mqtt(f"edge-{uid}", "edge", site="hue"),
+            "spool_dir": str(tmp_path / "spool"),
+            "models": {"dir": str(model_dir)},
+            "status_interval_s": 1,
+            "reader_processes": 1,
+            "cameras": [cam("sampled", 1.0), cam("every", 4.0)],
+        }
+    )
+    worker = EdgeWorker(cfg)
+    assert all(isinstance(c.reader, RemoteReader) for c in worker.cameras)
+    assert [c.reader.policy for c in worker.cameras] == ["keyframes", "all"]
+    worker.start()
+    try:
+        wait_for(lambda: all(c.groups[0].analysed >= 3 for c in worker.cameras), timeout=40)
+        pipes = [worker.pipeline(c)[0] for c in worker.cameras]
+        assert all(c.reader.stats().state == "online" for c in worker.cameras)
+        pids = worker.reader_pool.pids() if worker.reader_pool else []
+        assert len(pids) == 1 and pids[0] != os.getpid()
+    finally:
+        worker.stop()
+    assert pipes and all(p is not None for p in pipes)
+    err = capfd.readouterr().err
+    assert '"msg": "camera connected"' in err and '"reader_process": 0' in err  # the child's
+    assert f"pw{uid}" not in err
+    wait_for(lambda: not os.path.exists(f"/proc/{pids[0]}") or _zombie(pids[0]), timeout=10)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
