@@ -440,9 +440,11 @@ class _Proc:
 
     def remove(self, r: RemoteReader) -> None:
         with self.lock:
+            # A camera rebuilt live (a new configuration) may be added again before the
+            # old one is stopped: the child then already reads the new one, keep it.
             if self.readers.get(r.cfg.id) is r:
                 del self.readers[r.cfg.id]
-            self._send(("remove", r.cfg.id))
+                self._send(("remove", r.cfg.id))
 
     def _spawn(self) -> None:
         ctx = self.pool.ctx
