@@ -11,10 +11,11 @@ actually use cross to the worker.
 How a frame crosses: each child has a few frame slots in a memory-backed file (/dev/shm)
 that the worker maps too (``_Arena``). The child copies the decoded planes (YUV 4:2:0 as
 they came from the decoder: 3 MB for 1080p, half of BGR) into a free slot and sends a small
-header on a pipe; the worker copies them in one ``memcpy`` into a new ``av.VideoFrame``
-and hands the slot back. A first version sent the planes through the pipe itself: 48 reads
-of 64 KB per 1080p frame, each giving up the GIL and waiting to take it back behind a
-hundred analysis threads, and the worker fell further behind than with no pool at all.
+header on a pipe; the worker copies them in one ``memcpy`` into an ``av.VideoFrame`` (one
+it handed out before and nobody holds any more, or a new one) and hands the slot back.
+A first version sent the planes through the pipe itself: 48 reads of 64 KB per 1080p
+frame, each giving up the GIL and waiting to take it back behind a hundred analysis
+threads, and the worker fell further behind than with no pool at all.
 The frame is handed out as the same ``Frame`` an in-process reader gives, so the
 analytics, ``bgr_fit`` and the snapshots do not know the difference. A sampled camera
 (keyframes) sends each sample; a camera decoding every frame sends one frame per sampling
@@ -29,6 +30,11 @@ control pipe close and exits.
 What runs in-process instead (``ReaderPool.takes``): snapshot cameras (a connection per
 sample: their cost is in FFmpeg's open, not in Python per packet) and cameras whose
 evidence ring is fed by their own reader (the ring lives with the worker's analytics).
+
+Measured on a 2-core box (README, "Readers in child processes"): the split takes the GIL
+away as the limit and the CPU then reaches the cores, but the work moves rather than
+shrinks (64 fire cameras: 123.6% of CPU in one process, 117.2% split), so
+``reader_processes`` is 0 by default.
 """
 
 from __future__ import annotations
