@@ -57,7 +57,15 @@ import av
 import numpy as np
 
 from edge.config import CameraConfig
-from edge.ingest.reader import FAULTS, CameraReader, Frame, Policy, ReaderStats, backoff_delay
+from edge.ingest.reader import (
+    FAULTS,
+    CameraReader,
+    Frame,
+    Policy,
+    ReaderStats,
+    backoff_delay,
+    newest_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -354,20 +362,13 @@ class RemoteReader:
         self._pool._detach(self)
 
     def next_frame(self, after_index: int, timeout: float) -> Frame | None:
-        with self._cond:
-            self._cond.wait_for(
-                lambda: (
-                    self._stop.is_set()
-                    or (self._latest is not None and self._latest.index > after_index)
-                ),
-                timeout,
-            )
-            frame = self._latest
-            if frame is None or frame.index <= after_index:
-                return None
-            self._latest = None  # the analytics own it now; the next one comes from the child
-            self._taken += 1
-            return frame
+        return newest_frame(
+            self._cond, self._stop, lambda: self._latest, after_index, timeout, self._took
+        )
+
+    def _took(self, frame: Frame) -> None:  # with _cond held
+        self._latest = None  # the analytics own it now; the next one comes from the child
+        self._taken += 1
 
     def liveness_window_s(self) -> float:
         return self.cfg.reconnect.stall_timeout_s + 1.0

@@ -28,6 +28,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -225,23 +226,16 @@ class CameraReader:
 
     def next_frame(self, after_index: int, timeout: float) -> Frame | None:
         """The newest frame with an index above ``after_index``, waiting up to ``timeout``."""
-        with self._cond:
-            self._cond.wait_for(
-                lambda: (
-                    self._stop.is_set()
-                    or (self._latest is not None and self._latest.index > after_index)
-                ),
-                timeout,
-            )
-            frame = self._latest
-            if frame is None or frame.index <= after_index:
-                return None
-            self._taken_index = frame.index
-            if self.policy != "all":
-                # Sampled policies: the consumer owns it now. Holding a decoded 1080p frame
-                # (3 MB) per idle camera would dominate memory on a box with hundreds.
-                self._latest = None
-            return frame
+        return newest_frame(
+            self._cond, self._stop, lambda: self._latest, after_index, timeout, self._took
+        )
+
+    def _took(self, frame: Frame) -> None:  # with _cond held
+        self._taken_index = frame.index
+        if self.policy != "all":
+            # Sampled policies: the consumer owns it now. Holding a decoded 1080p frame
+            # (3 MB) per idle camera would dominate memory on a box with hundreds.
+            self._latest = None
 
     def liveness_window_s(self) -> float:
         """How long without news before the camera counts as offline."""
@@ -620,6 +614,30 @@ class CameraReader:
             self._last_frame_mono = captured
             self._last_frame_time = wall
             self._cond.notify_all()
+
+
+def newest_frame(
+    cond: threading.Condition,
+    stop: threading.Event,
+    latest: Callable[[], Frame | None],
+    after_index: int,
+    timeout: float,
+    took: Callable[[Frame], None],
+) -> Frame | None:
+    """Wait on ``cond`` up to ``timeout`` for ``latest()`` to have an index above
+    ``after_index`` (or for ``stop``); that frame, after ``took(frame)`` (with ``cond``
+    still held), or None. Shared by the in-process reader and the reader pool's proxy
+    (edge/ingest/pool.py)."""
+    with cond:
+        cond.wait_for(
+            lambda: stop.is_set() or ((f := latest()) is not None and f.index > after_index),
+            timeout,
+        )
+        frame = latest()
+        if frame is None or frame.index <= after_index:
+            return None
+        took(frame)
+        return frame
 
 
 def _rate(times: deque[float], now: float, window: float = 5.0) -> float:
