@@ -39,6 +39,7 @@ shrinks (64 fire cameras: 123.6% of CPU in one process, 117.2% split), so
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import multiprocessing
@@ -51,6 +52,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import av
@@ -192,7 +194,10 @@ def _send_frame(
     cam_id: str,
     f: Frame,
     stop: threading.Event,
+    lock: threading.Lock | None = None,
 ) -> bool:
+    """Copy ``f`` into a free slot (waiting for the worker to hand one back: ``lock``, the
+    pipe's, is not held meanwhile, so statistics still go out) and send its header."""
     vf = f._frame
     planes = list(vf.planes)
     sizes = [p.buffer_size for p in planes]
@@ -205,6 +210,22 @@ def _send_frame(
     for p, size in zip(planes, sizes, strict=True):
         arena.mm[pos : pos + size] = memoryview(p).cast("B")
         pos += size
+    with lock or contextlib.nullcontext():
+        _send_header(
+            conn, cam_id, f, vf, (generation, slot, new_path, arena.slot_size), planes, sizes
+        )
+    return True
+
+
+def _send_header(
+    conn: multiprocessing.connection.Connection,
+    cam_id: str,
+    f: Frame,
+    vf: av.VideoFrame,
+    where: tuple[int, int, str | None, int],
+    planes: list,
+    sizes: list[int],
+) -> None:
     conn.send(
         (
             "frame",
@@ -217,11 +238,10 @@ def _send_frame(
             vf.format.name,
             getattr(vf, "colorspace", None),
             getattr(vf, "color_range", None),
-            (generation, slot, new_path, arena.slot_size),
+            where,
             [(p.line_size, size) for p, size in zip(planes, sizes, strict=True)],
         )
     )
-    return True
 
 
 def _child_main(
@@ -257,12 +277,21 @@ def _child_main(
                 r.next_due = max(r.next_due + r.period_s, f.mono + r.period_s / 2)
             r.sent_index = f.index
             try:
-                with send_lock:
-                    if not _send_frame(out, arena, r.cfg.id, f, stop):
-                        return
+                if not _send_frame(out, arena, r.cfg.id, f, stop, send_lock):
+                    return
             except (OSError, EOFError, ValueError):
-                stop.set()
+                stop.set()  # the worker is gone
                 return
+            except Exception:
+                if stop.is_set():
+                    return
+                # A sender that died quietly would leave the child looking healthy (its
+                # statistics still flow) while no frame crosses: end the child instead,
+                # and the worker starts it again.
+                log.exception(
+                    "reader process: sending frames failed", extra={"reader_process": index}
+                )
+                os._exit(1)
 
     def stats_loop() -> None:
         while not stop.wait(STATS_EVERY_S):
@@ -273,7 +302,8 @@ def _child_main(
                 stop.set()
                 return
 
-    threading.Thread(target=sender, name="pool-sender", daemon=True).start()
+    sending = threading.Thread(target=sender, name="pool-sender", daemon=True)
+    sending.start()
     threading.Thread(target=stats_loop, name="pool-stats", daemon=True).start()
     log.info("reader process started", extra={"reader_process": index, "pid": os.getpid()})
     try:
@@ -289,7 +319,7 @@ def _child_main(
                 _, cfg, period_s, policy = msg
                 old = readers.pop(cfg.id, None)
                 if old is not None:
-                    old.stop(timeout=5)
+                    _stop_soon(old)
                 r = _ChildReader(cfg, period_s, policy, outbox)
                 readers[cfg.id] = r
                 r.start()
@@ -300,23 +330,30 @@ def _child_main(
             elif kind == "remove":
                 r = readers.pop(msg[1], None)
                 if r is not None:
-                    r._stop.set()
-                    r.stop(timeout=5)
+                    _stop_soon(r)
             elif kind == "stop":
                 break
     finally:
         stop.set()
         for r in readers.values():
             r._stop.set()
+        deadline = time.monotonic() + 3.0  # all together, not 2 s each
         for r in readers.values():
-            r.stop(timeout=2)
+            r._thread.join(max(0.0, deadline - time.monotonic()))
         with outbox.cond:
             outbox.closed = True
             outbox.cond.notify_all()
         with arena.cond:
             arena.cond.notify_all()
-        with send_lock:  # the sender is not writing into it
-            arena.close()
+        sending.join(2.0)  # it is not writing into the arena any more
+        arena.close()
+
+
+def _stop_soon(r: CameraReader) -> None:
+    """Stop a reader without waiting for it here: one stuck in a connect (up to its open
+    timeout) must not hold up the control loop, and with it the slots handed back."""
+    r._stop.set()
+    threading.Thread(target=r.stop, kwargs={"timeout": 30}, daemon=True).start()
 
 
 # -- the worker's side ---------------------------------------------------------------------
@@ -395,8 +432,11 @@ class RemoteReader:
     # called by the pool's receiver thread
     def _deliver(self, frame: Frame) -> None:
         with self._cond:
-            self._latest = frame
+            # Numbered here, not by the child: a restarted child (or the reader of a camera
+            # rebuilt live) counts from 1 again, and the analytics wait for an index above
+            # the last one they took.
             self._received += 1
+            self._latest = replace(frame, index=self._received)
             self._cond.notify_all()
 
     def _set_stats(self, st: ReaderStats) -> None:
@@ -510,14 +550,16 @@ class _Proc:
         self._reap()
 
     def _reap(self) -> int | None:
-        proc, self.process = self.process, None
-        for conn in (self.ctrl, self.frames):
-            if conn is not None:
-                try:
-                    conn.close()
-                except OSError:
-                    pass
-        self.ctrl = self.frames = None
+        with self.lock:  # no command is being sent meanwhile
+            self.alive = False
+            proc, self.process = self.process, None
+            for conn in (self.ctrl, self.frames):
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except OSError:
+                        pass
+            self.ctrl = self.frames = None
         self._unmap()
         if proc is None:
             return None
@@ -525,6 +567,10 @@ class _Proc:
         if proc.is_alive():
             proc.kill()
             proc.join(2)
+        # an arena the child made just before it died, before this side mapped and
+        # unlinked it
+        for left in Path(_shm_dir()).glob(f"edgewatch-frames-{proc.pid}-*"):
+            left.unlink(missing_ok=True)
         return proc.exitcode
 
     def _receive(self) -> None:
@@ -582,9 +628,9 @@ class _Proc:
         key = (w, h, fmt)
         frames = self._frames.setdefault(key, [])
         for vf in frames:
-            # referenced only by the list, this loop and getrefcount's argument: free (a
-            # Frame, a plane or an array viewing it would each hold a reference)
-            if sys.getrefcount(vf) <= 3:
+            # referenced only by the list and this loop: free (a Frame, a plane or an array
+            # viewing it would each hold a reference)
+            if sys.getrefcount(vf) <= _FREE_REFS:
                 return vf
         vf = av.VideoFrame(w, h, fmt)
         if len(frames) < FRAMES_KEPT:
@@ -609,6 +655,18 @@ class _Proc:
         if self.arena is not None:
             self.arena.close()
             self.arena = None
+
+
+def _free_refcount() -> int:
+    """What ``getrefcount`` says of an object held only by a list and the loop over it, as
+    in ``_Proc._blank``: the count differs between interpreter versions (3.14 borrows the
+    loop's reference), so it is measured, not assumed."""
+    for x in [object()]:
+        return sys.getrefcount(x)
+    raise AssertionError
+
+
+_FREE_REFS = _free_refcount()
 
 
 class ReaderPool:
