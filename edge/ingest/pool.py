@@ -130,8 +130,7 @@ class _Arena:
     arena is made again, larger, under a new generation number.
     """
 
-    def __init__(self, index: int) -> None:
-        self.index = index
+    def __init__(self) -> None:
         self.cond = threading.Condition()
         self.generation = 0
         self.slot_size = 0
@@ -257,7 +256,7 @@ def _child_main(
     pin_mmap_threshold()
     readers: dict[str, _ChildReader] = {}
     outbox = _Outbox()
-    arena = _Arena(index)
+    arena = _Arena()
     send_lock = threading.Lock()
     stop = threading.Event()
 
@@ -366,8 +365,6 @@ class RemoteReader:
     def __init__(self, pool: ReaderPool, cfg: CameraConfig, period_s: float, policy: Policy):
         self.cfg = cfg
         self.policy: Policy = policy
-        self.ring = None
-        self.record_only = False
         self._pool = pool
         self._period_s = period_s
         self._proc: _Proc | None = None
@@ -376,8 +373,7 @@ class RemoteReader:
         self._latest: Frame | None = None
         self._stats: ReaderStats | None = None
         self._stats_mono = 0.0
-        self._taken = 0  # frames handed to the analytics
-        self._received = 0
+        self._received = 0  # frames delivered: the index this side gives them
 
     @property
     def period_s(self) -> float:
@@ -405,10 +401,6 @@ class RemoteReader:
 
     def _took(self, frame: Frame) -> None:  # with _cond held
         self._latest = None  # the analytics own it now; the next one comes from the child
-        self._taken += 1
-
-    def liveness_window_s(self) -> float:
-        return self.cfg.reconnect.stall_timeout_s + 1.0
 
     def stats(self) -> ReaderStats:
         with self._cond:
