@@ -276,3 +276,20 @@ def _gone(pid: int) -> bool:
             return fh.read().split(") ")[1].startswith("Z")
     except OSError:
         return True
+
+
+def test_a_camera_rebuilt_before_its_old_reader_stops_keeps_reading(server: RtspServer) -> None:
+    """A live configuration change may start a camera's new reader before stopping the old
+    one: stopping the old must not remove the new one from the child."""
+    pool = ReaderPool(1, "WARNING")
+    try:
+        old = pool.reader(camera(server.url("gop2s"), decode="keyframes"), 1.0, "keyframes")
+        old.start()
+        assert wait_for(lambda: old.next_frame(0, timeout=0.5), timeout=15)
+        new = pool.reader(camera(server.url("gop2s"), decode="keyframes"), 1.0, "keyframes")
+        new.start()
+        old.stop()
+        assert collect(new, 5.0), "the new reader got nothing after the old one stopped"
+        assert new.stats().state == "online"
+    finally:
+        pool.stop()
